@@ -1,0 +1,32 @@
+//! Assembles the HTTP application: the gRPC services (each behind the gRPC-Web translation), the
+//! page as the fallback, and the CORS policy around both.
+
+use std::sync::Arc;
+
+use hello_proto::greeter_server::GreeterServer;
+use tonic::service::Routes;
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+
+use crate::{
+    cors::{refuse_disallowed_preflight, OriginPolicy},
+    web_assets, Config, GreeterService,
+};
+
+/// The whole application, ready for [`tonic::transport::Server::add_routes`].
+///
+/// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
+/// answer every plain HTTP/1.1 request, the page's GET included, with 400.
+pub fn app(config: &Config) -> Routes {
+    let policy = Arc::new(OriginPolicy::from_config(config));
+    let router = Routes::new(GrpcWebLayer::new().layer(GreeterServer::new(GreeterService)))
+        .prepare()
+        .into_axum_router()
+        .fallback_service(web_assets::fallback(&config.static_dir))
+        .layer(policy.layer())
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            refuse_disallowed_preflight,
+        ));
+    Routes::from(router)
+}

@@ -1,0 +1,120 @@
+//! Start-up configuration: command-line flags, each with an environment-variable fallback.
+//!
+//! Every value is checked while parsing, so a bad one stops start-up with a message that names the
+//! flag instead of failing later at the first request.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Parser;
+use http::HeaderValue;
+
+/// The seed's port, on loopback: reachable from this machine only unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "greeter-server",
+    version,
+    about = "Serves the Greeter over native gRPC and gRPC-Web, and the web page, on one port."
+)]
+pub struct Config {
+    /// Address to listen on. Native gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2) and the page all
+    /// share it.
+    #[arg(long, env = "GREETER_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+
+    /// Directory holding the built page (trunk's `dist`): `/` serves its index.html, and any path
+    /// that is not a file falls back to it.
+    #[arg(long, env = "GREETER_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+
+    /// An origin (scheme://host[:port]) allowed to call the API from a page served elsewhere.
+    /// Repeat the flag, or separate origins with commas in the environment variable.
+    #[arg(
+        long = "allow-origin",
+        env = "GREETER_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        value_parser = parse_origin
+    )]
+    pub allow_origins: Vec<HeaderValue>,
+
+    /// Development mode: also allow any loopback origin (http://localhost:PORT,
+    /// http://127.0.0.1:PORT, http://[::1]:PORT), as used by `trunk serve` and wasm-bindgen-test.
+    #[arg(long, env = "GREETER_DEV")]
+    pub dev: bool,
+}
+
+impl Config {
+    /// A configuration for `addr` with every other setting at its default.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            static_dir: PathBuf::from("dist"),
+            allow_origins: Vec::new(),
+            dev: false,
+        }
+    }
+}
+
+/// Accepts exactly what a browser sends in an `Origin` header: a scheme, a host and an optional
+/// port, with no path, query or trailing slash.
+fn parse_origin(value: &str) -> Result<HeaderValue, String> {
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| format!("`{value}` is not an origin: expected scheme://host[:port]"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("`{value}`: the scheme must be http or https"));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
+        return Err(format!(
+            "`{value}` is not an origin: expected scheme://host[:port] with no path or wildcard"
+        ));
+    }
+    HeaderValue::from_str(value).map_err(|_| format!("`{value}` is not a valid header value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_seed_port_on_loopback() {
+        let config = Config::try_parse_from(["greeter-server"]).unwrap();
+        assert_eq!(config.addr, "127.0.0.1:50051".parse().unwrap());
+        assert!(!config.dev);
+        assert!(config.allow_origins.is_empty());
+    }
+
+    #[test]
+    fn origins_are_repeatable() {
+        let config = Config::try_parse_from([
+            "greeter-server",
+            "--allow-origin",
+            "https://app.example.com",
+            "--allow-origin=http://localhost:3000",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.allow_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_flag() {
+        for args in [
+            ["greeter-server", "--addr", "not-an-address"],
+            [
+                "greeter-server",
+                "--allow-origin",
+                "https://example.com/path",
+            ],
+            ["greeter-server", "--allow-origin", "*"],
+            ["greeter-server", "--allow-origin", "ftp://example.com"],
+        ] {
+            let error = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(error.contains(args[1]), "{error}");
+        }
+    }
+}

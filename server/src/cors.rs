@@ -1,0 +1,144 @@
+//! Cross-origin policy for browser clients whose page is served from another origin.
+//!
+//! The page the server serves itself is same-origin and needs none of this. A page elsewhere (a
+//! deployment on another host, `trunk serve` without its proxy, the wasm-bindgen-test runner) must
+//! be allowed by name, or by `--dev` for loopback origins. Allowed origins may send the headers
+//! gRPC-Web clients use and read the `grpc-*` response headers; without those exposed, a browser
+//! client sees every error as a malformed response. A preflight from any other origin is refused
+//! with 403 rather than answered without CORS headers, so the refusal is visible in the network log.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::Request,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::Config;
+
+/// Response headers a gRPC-Web client must be able to read.
+const EXPOSED_HEADERS: [&str; 5] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+];
+
+/// Which origins may call the API cross-origin.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    allowed: Vec<HeaderValue>,
+    loopback: bool,
+}
+
+impl OriginPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            allowed: config.allow_origins.clone(),
+            loopback: config.dev,
+        }
+    }
+
+    /// Whether a request with this `Origin` header may read the API's responses.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        self.allowed.iter().any(|allowed| allowed == origin)
+            || (self.loopback && origin.to_str().is_ok_and(is_loopback_origin))
+    }
+
+    /// The CORS layer that answers allowed preflights and decorates allowed responses.
+    pub fn layer(&self) -> CorsLayer {
+        let policy = Arc::new(self.clone());
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |origin, _| {
+                policy.allows(origin)
+            }))
+            .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+            // gRPC-Web clients send content-type, x-grpc-web, x-user-agent, grpc-timeout and any
+            // custom metadata; echoing the requested names admits all of them for allowed origins.
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(24 * 60 * 60))
+    }
+}
+
+/// `http://localhost:PORT`, `http://127.0.0.1:PORT` or `http://[::1]:PORT` (port optional).
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// Middleware: refuses a CORS preflight from an origin the policy does not allow, with 403.
+pub async fn refuse_disallowed_preflight(
+    policy: axum::extract::State<Arc<OriginPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let is_preflight = request.method() == Method::OPTIONS
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if let (true, Some(origin)) = (is_preflight, headers.get(header::ORIGIN)) {
+        if !policy.allows(origin) {
+            tracing::debug!(?origin, "refused CORS preflight");
+            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: &[&'static str], loopback: bool) -> OriginPolicy {
+        OriginPolicy {
+            allowed: allowed
+                .iter()
+                .map(|o| HeaderValue::from_static(o))
+                .collect(),
+            loopback,
+        }
+    }
+
+    #[test]
+    fn allows_only_listed_origins_by_default() {
+        let policy = policy(&["https://app.example.com"], false);
+        assert!(policy.allows(&HeaderValue::from_static("https://app.example.com")));
+        assert!(!policy.allows(&HeaderValue::from_static("https://evil.example.com")));
+        assert!(!policy.allows(&HeaderValue::from_static("http://127.0.0.1:8080")));
+    }
+
+    #[test]
+    fn dev_mode_allows_loopback_origins_only() {
+        let policy = policy(&[], true);
+        for origin in [
+            "http://localhost:8080",
+            "http://127.0.0.1:34567",
+            "http://[::1]:8000",
+            "http://localhost",
+        ] {
+            assert!(policy.allows(&HeaderValue::from_static(origin)), "{origin}");
+        }
+        for origin in [
+            "http://localhost.evil.com:8080",
+            "http://127.0.0.1.nip.io",
+            "https://example.com",
+            "http://10.0.0.1:8080",
+            "null",
+        ] {
+            assert!(
+                !policy.allows(&HeaderValue::from_static(origin)),
+                "{origin}"
+            );
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The Greeter server as a library: the service, the HTTP application around it, and the serve loop.
+//!
+//! One port answers native gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2) and plain HTTP for the built
+//! web page, so opening the server's URL in a browser is the whole app. The binary in `main.rs` only
+//! parses [`Config`] and calls [`serve`]; tests drive the same functions on an ephemeral port.
+
+pub mod app;
+pub mod config;
+pub mod cors;
+pub mod greeter;
+pub mod web_assets;
+
+pub use app::app;
+pub use config::Config;
+pub use greeter::GreeterService;
+
+use std::{future::Future, io};
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds the configured address. Split from [`serve`] so callers (and tests) can learn the real port
+/// when they ask for port 0.
+pub async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        // gRPC-Web clients in browsers speak HTTP/1.1; native clients negotiate HTTP/2 on the same port.
+        .accept_http1(true)
+        .add_routes(app(config))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! A real server on an ephemeral loopback port, and the clients the integration tests call it with.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::{net::SocketAddr, path::Path};
+
+use bytes::Bytes;
+use greeter_server::{bind, serve, Config};
+use hello_proto::greeter_client::GreeterClient;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic_web::{GrpcWebCall, GrpcWebClientLayer, GrpcWebClientService};
+
+/// The page a test server serves: a stand-in for trunk's dist.
+pub const INDEX_HTML: &str = "<!doctype html><title>Greeter</title>";
+
+/// A server running in this process; shut down and joined on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _static_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with `configure` applied to a default configuration on 127.0.0.1:0.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        let static_dir = tempfile::tempdir().unwrap();
+        write_page(static_dir.path());
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+        config.static_dir = static_dir.path().to_owned();
+        configure(&mut config);
+
+        let listener = bind(&config).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            serve(listener, &config, async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _static_dir: static_dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn write_page(dir: &Path) {
+    std::fs::write(dir.join("index.html"), INDEX_HTML).unwrap();
+    std::fs::create_dir(dir.join("assets")).unwrap();
+    std::fs::write(dir.join("assets/app-0123abcd_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.join("assets/app-0123abcd.js"), "export default 1;\n").unwrap();
+}
+
+/// The generated client over tonic's native HTTP/2 channel.
+pub async fn native_client(server: &TestServer) -> GreeterClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    GreeterClient::new(channel)
+}
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A plain HTTP/1.1 client, for the page and for hand-made requests.
+pub fn http1_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A prior-knowledge HTTP/2 (h2c) client.
+pub fn http2_client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// What tonic-web's client layer sends over the wire.
+type GrpcWebHttp = Client<HttpConnector, GrpcWebCall<tonic::body::Body>>;
+
+/// The generated client speaking gRPC-Web through tonic-web's client layer.
+pub type GrpcWebGreeter = GreeterClient<GrpcWebClientService<GrpcWebHttp>>;
+
+fn grpc_web_client(server: &TestServer, http: GrpcWebHttp) -> GrpcWebGreeter {
+    let service = tower::ServiceBuilder::new()
+        .layer(GrpcWebClientLayer::new())
+        .service(http);
+    GreeterClient::with_origin(service, server.url().parse().unwrap())
+}
+
+/// gRPC-Web over HTTP/1.1.
+pub fn grpc_web_http1(server: &TestServer) -> GrpcWebGreeter {
+    grpc_web_client(server, Client::builder(TokioExecutor::new()).build_http())
+}
+
+/// gRPC-Web over HTTP/2 (h2c).
+pub fn grpc_web_http2(server: &TestServer) -> GrpcWebGreeter {
+    grpc_web_client(
+        server,
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http(),
+    )
+}
+
+/// A response read whole: status, headers and body.
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// Sends `request` and reads the whole response.
+pub async fn send(client: &HttpClient, request: http::Request<Full<Bytes>>) -> Reply {
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
