@@ -1,0 +1,227 @@
+//! What the end-to-end tests share: a headless Chromium driven through chromedriver, and child
+//! processes that are stopped, by process-group id, when the test ends.
+//!
+//! The tests need a built page and the browser tools; `cargo xtask test` provides both and points
+//! the tests at them with `GREETER_E2E_DIST`, `CHROMEDRIVER`, `TRUNK` and `GREETER_E2E_ARTIFACTS`.
+//! A test run without them fails with a message saying so.
+
+use std::{
+    collections::BTreeSet,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use fantoccini::{elements::Element, key::Key, Client, ClientBuilder, Locator};
+
+/// An environment variable the harness must set; panics with the reason when it is missing.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the end-to-end tests with `cargo xtask test`")
+    })
+}
+
+/// The release page the server serves (`dist/`, built by `trunk build --release`).
+pub fn dist_dir() -> PathBuf {
+    let dist = PathBuf::from(required_env("GREETER_E2E_DIST"));
+    assert!(
+        dist.join("index.html").is_file(),
+        "no built page in {}",
+        dist.display()
+    );
+    dist
+}
+
+/// Where screenshots are kept.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = PathBuf::from(required_env("GREETER_E2E_ARTIFACTS"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A free loopback port (free when asked; the caller binds it soon after). Never the same port
+/// twice in one process: the kernel may hand a just-released port out again before the first
+/// caller's child process has bound it.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// A child process in its own process group; the group is stopped when this is dropped.
+pub struct ChildGuard {
+    child: Child,
+}
+
+impl ChildGuard {
+    pub fn spawn(command: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
+        Self { child }
+    }
+
+    /// Panics if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("child process exited early: {status}");
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: signals the process group `spawn` created; it holds only our children.
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group (grandchildren such as a browser) goes too.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`, failing if `process` exits first.
+pub async fn wait_for_port(port: u16, within: Duration, process: &mut ChildGuard) {
+    let deadline = Instant::now() + within;
+    while !is_listening(port).await {
+        process.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a listener accepts on `port`. A connection to an unbound port in the ephemeral range
+/// can be given that same port as its source and connect to itself; that is not a listener (and
+/// it holds the port, so the process meant to bind it fails).
+async fn is_listening(port: u16) -> bool {
+    match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
+        Err(_) => false,
+    }
+}
+
+/// Headless Chromium, driven by a chromedriver of its own.
+pub struct Browser {
+    pub client: Client,
+    _driver: ChildGuard,
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let chromedriver = required_env("CHROMEDRIVER");
+        let port = free_port();
+        let log = artifacts_dir().join(format!("chromedriver-{port}.log"));
+        let mut driver = ChildGuard::spawn(
+            Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdout(Stdio::null()),
+        );
+        wait_for_port(port, Duration::from_secs(20), &mut driver).await;
+
+        let profile = std::env::temp_dir().join(format!("greeter-e2e-chromium-{port}"));
+        let serde_json::Value::Object(capabilities) = serde_json::json!({
+            "goog:chromeOptions": {
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=900,700",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("chromedriver should start a headless Chromium session");
+        Self {
+            client,
+            _driver: driver,
+        }
+    }
+
+    /// Waits (up to 20 s) for an element matching `css`.
+    pub async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+    }
+
+    /// Empties a text field as a person does, with Backspace, so the page sees `input` events
+    /// (WebDriver's own clear does not fire them).
+    pub async fn clear_field(&self, field: &Element) {
+        let length = field
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .chars()
+            .count();
+        let backspaces: String = std::iter::repeat_n(char::from(Key::End), 1)
+            .chain(std::iter::repeat_n(char::from(Key::Backspace), length))
+            .collect();
+        field.send_keys(&backspaces).await.unwrap();
+    }
+
+    /// Waits (up to 20 s) until `done` accepts the element's text; returns the text it last had.
+    pub async fn wait_for_text(&self, css: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.find(css).await.text().await.unwrap();
+            if done(&text) || Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Saves a PNG screenshot of the page in the artifacts directory.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let path = artifacts_dir().join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    pub async fn close(self) {
+        self.client.close().await.unwrap();
+    }
+}

@@ -1,0 +1,64 @@
+//! `trunk serve` during development: the page on trunk's own port, its gRPC-Web calls proxied by
+//! Trunk.toml's `[[proxy]]` to the server on the default address, 127.0.0.1:50051.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use greeter_e2e::{free_port, required_env, wait_for_port, Browser, ChildGuard};
+use greeter_server::{bind, serve, Config};
+
+#[tokio::test]
+async fn trunk_serve_proxies_calls_to_the_server() {
+    // The server where Trunk.toml's proxy expects it.
+    let config = Config::new(greeter_server::config::DEFAULT_ADDR.parse().unwrap());
+    let listener = bind(&config).await.unwrap_or_else(|e| {
+        panic!("{e}: this test needs the default address free (is `cargo xtask run` running?)")
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve(listener, &config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let port = free_port();
+    let dist = root.join("target/e2e-trunk-serve");
+    let mut trunk = ChildGuard::spawn(
+        Command::new(required_env("TRUNK"))
+            .current_dir(root)
+            .args(["serve", "--offline", "--no-autoreload", "--port"])
+            .arg(port.to_string())
+            .arg("--dist")
+            .arg(&dist),
+    );
+    // The first debug build of the page can take minutes on a small machine.
+    wait_for_port(port, Duration::from_secs(600), &mut trunk).await;
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    browser
+        .find("#name")
+        .await
+        .send_keys("Trunk")
+        .await
+        .unwrap();
+    browser.find("#say-hello").await.click().await.unwrap();
+    assert_eq!(
+        browser
+            .wait_for_text("#reply", |t| t == "Hello, Trunk")
+            .await,
+        "Hello, Trunk"
+    );
+    browser.screenshot("trunk-serve.png").await;
+    browser.close().await;
+
+    drop(trunk);
+    let _ = stop.send(());
+    server.await.unwrap();
+}

@@ -1,0 +1,88 @@
+//! `cargo xtask`: the project's two commands, and the steps they are made of.
+//!
+//! - `cargo xtask run [-- SERVER ARGS]`: installs what is missing, builds the page in release and
+//!   serves it with the Greeter at http://127.0.0.1:50051/.
+//! - `cargo xtask test`: installs what is missing (browsers and drivers too), then runs the format
+//!   and lint checks and every test: native, wasm in headless Chromium and Firefox, end to end.
+//!
+//! Each is safe to repeat: installs are skipped when the pinned version is already there.
+
+mod page;
+mod process;
+mod setup;
+mod test;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Set-up and orchestration for the Greeter"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Set up, build the page in release and run the server (arguments after `--` go to it).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        server_args: Vec<String>,
+    },
+    /// Set up everything the tests need, then run the checks and every test.
+    Test,
+    /// Install the tools the page needs (with `--browsers`, also the test browsers and drivers).
+    Setup {
+        #[arg(long)]
+        browsers: bool,
+    },
+    /// Build the page in release into dist/ and print its size.
+    BuildPage,
+}
+
+/// What every step fails with: a message for the person at the terminal.
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run { server_args } => run(&server_args),
+        Command::Test => test::run(),
+        Command::Setup { browsers } => setup::tools(browsers).map(|_| ()),
+        Command::BuildPage => setup::tools(false).and_then(|tools| page::build_release(&tools)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask run`: the app, from a fresh clone, in one command.
+fn run(server_args: &[String]) -> Result {
+    let tools = setup::tools(false)?;
+    page::build_release(&tools)?;
+    let dist = workspace_root().join("dist");
+    println!("xtask: starting the server; open the URL it prints (Ctrl-C stops it)");
+    let mut command = tools.command("cargo");
+    command
+        .args(["run", "--release", "--quiet", "-p", "greeter-server", "--"])
+        .arg("--static-dir")
+        .arg(&dist)
+        .args(server_args);
+    process::exec(command)
+}
+
+/// The repository's root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_owned()
+}

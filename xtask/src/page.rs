@@ -1,0 +1,67 @@
+//! Builds the page in release with trunk and reports what a browser downloads.
+
+use std::{fs, io::Write, path::Path};
+
+use flate2::{write::GzEncoder, Compression};
+
+use crate::{process, setup::Tools, workspace_root, Result};
+
+/// `trunk build --release` into `dist/`, the directory the server serves, then prints its size.
+pub fn build_release(tools: &Tools) -> Result {
+    let root = workspace_root();
+    println!("xtask: building the page (release)");
+    process::run(tools.command("trunk").current_dir(&root).args([
+        "build",
+        "--release",
+        "--offline",
+        "--dist",
+        "dist",
+    ]))?;
+    print_sizes(&root.join("dist"))
+}
+
+/// Prints each file's size raw and gzipped, and the wasm + JS total the page needs.
+fn print_sizes(dist: &Path) -> Result {
+    let mut rows = Vec::new();
+    collect_files(dist, dist, &mut rows)?;
+    rows.sort();
+    println!("xtask: page size (dist/)");
+    println!("  {:<44} {:>10} {:>10}", "file", "raw", "gzip");
+    let (mut raw_total, mut gzip_total) = (0, 0);
+    for (name, bytes) in &rows {
+        let gzip = gzip_len(bytes);
+        println!("  {name:<44} {:>10} {:>10}", bytes.len(), gzip);
+        if name.ends_with(".wasm") || name.ends_with(".js") {
+            raw_total += bytes.len();
+            gzip_total += gzip;
+        }
+    }
+    println!("  {:<44} {raw_total:>10} {gzip_total:>10}", "wasm + js");
+    Ok(())
+}
+
+fn collect_files(dist: &Path, dir: &Path, rows: &mut Vec<(String, Vec<u8>)>) -> Result {
+    let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            collect_files(dist, &path, rows)?;
+        } else {
+            let bytes =
+                fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let name = path
+                .strip_prefix(dist)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            rows.push((name, bytes));
+        }
+    }
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory").len()
+}

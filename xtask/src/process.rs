@@ -1,0 +1,175 @@
+//! Child processes: run to completion, run while counting test results, or run in the background
+//! under a guard that stops the whole process group, by its id, when dropped.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use crate::Result;
+
+/// Runs `command` to completion, output to the terminal; fails unless it exits 0.
+pub fn run(command: &mut Command) -> Result {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", describe(command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(command)))
+    }
+}
+
+/// Runs `command` and returns its standard output, or `None` when it cannot start or fails.
+pub fn output(command: &mut Command) -> Option<String> {
+    let output = command.stderr(Stdio::null()).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Counts of tests, as a Rust test harness reports them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+}
+
+impl Tally {
+    /// Reads `test result: ok. 5 passed; 0 failed; ...` (libtest and wasm-bindgen-test alike).
+    pub fn parse_line(line: &str) -> Option<Self> {
+        let rest = line.trim().strip_prefix("test result: ")?;
+        let count = |word: &str| -> Option<u64> {
+            rest.split(';')
+                .find_map(|part| part.trim().strip_suffix(word))
+                .and_then(|number| number.trim().rsplit(' ').next()?.parse().ok())
+        };
+        Some(Self {
+            passed: count(" passed")?,
+            failed: count(" failed")?,
+        })
+    }
+}
+
+/// Runs a test command, passing its output through, and adds up the results it reports. A command
+/// that exits non-zero without reporting a failure counts as one failure, so nothing is lost.
+pub fn run_tests(command: &mut Command) -> Tally {
+    let name = describe(command);
+    let mut child = match command.stdout(Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("xtask: cannot start {name}: {e}");
+            return Tally {
+                passed: 0,
+                failed: 1,
+            };
+        }
+    };
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout)
+        .lines()
+        .map_while(std::result::Result::ok)
+    {
+        println!("{line}");
+        if let Some(result) = Tally::parse_line(&line) {
+            tally += result;
+        }
+    }
+    let success = child.wait().is_ok_and(|status| status.success());
+    if !success && tally.failed == 0 {
+        eprintln!("xtask: {name} failed");
+        tally.failed += 1;
+    }
+    tally
+}
+
+/// A process running in the background, in a process group of its own; the whole group is
+/// stopped (SIGTERM, then SIGKILL) when the guard is dropped.
+pub struct Background {
+    name: String,
+    child: Child,
+}
+
+impl Background {
+    pub fn start(command: &mut Command) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let name = describe(command);
+        let child = command
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Self { name, child })
+    }
+
+    /// Fails if the process has already exited.
+    pub fn check_running(&mut self) -> Result {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited early ({status})", self.name)),
+            Err(e) => Err(format!("{}: {e}", self.name)),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals the process group we created in `start`.
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                // Also end any grandchildren still in the group.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Replaces this process with `command` (so Ctrl-C and SIGTERM reach it directly).
+pub fn exec(mut command: Command) -> Result {
+    use std::os::unix::process::CommandExt;
+    let error = command.exec();
+    Err(format!("cannot start {}: {error}", describe(&command)))
+}
+
+fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_libtest_and_wasm_bindgen_test_summaries() {
+        assert_eq!(
+            Tally::parse_line(
+                "test result: ok. 9 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some(Tally { passed: 9, failed: 0 })
+        );
+        assert_eq!(
+            Tally::parse_line("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 filtered out; finished in 0.46s"),
+            Some(Tally { passed: 3, failed: 2 })
+        );
+        assert_eq!(Tally::parse_line("running 3 tests"), None);
+    }
+}

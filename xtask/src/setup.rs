@@ -1,0 +1,227 @@
+//! Installs what the project needs, at pinned versions, only when missing.
+//!
+//! Everything comes from package registries: the wasm32 target from rustup, trunk, wasm-bindgen-cli
+//! and geckodriver from crates.io, wasm-opt from npm's `binaryen` (into `.tools/`, not globally),
+//! and the browsers from Debian's packages. Trunk is told which versions to use (Trunk.toml
+//! `[tools]`) and finds them on the PATH this module builds, so it never downloads its own.
+
+use std::{
+    env,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::{process, workspace_root, Result};
+
+/// trunk 0.22 needs a newer rustc than the project's minimum.
+const TRUNK_VERSION: &str = "0.21.14";
+/// npm's binaryen; Debian's older wasm-opt builds pages that crash at run time.
+const BINARYEN_VERSION: &str = "132.0.0";
+const WASM_OPT_VERSION: &str = "version_132";
+const GECKODRIVER_VERSION: &str = "0.37.1";
+
+/// The installed tools, and the PATH that finds them first.
+pub struct Tools {
+    path: OsString,
+    pub browsers: Option<Browsers>,
+}
+
+/// The browsers and WebDriver servers for the browser tests.
+pub struct Browsers {
+    pub chromedriver: PathBuf,
+    pub geckodriver: PathBuf,
+}
+
+impl Tools {
+    /// Where `binary` is on the tools' PATH.
+    pub fn which(&self, binary: &str) -> Result<PathBuf> {
+        env::split_paths(&self.path)
+            .map(|dir| dir.join(binary))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| format!("{binary} is not on PATH after set-up"))
+    }
+
+    /// A command for `program` with the tools' PATH.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.env("PATH", &self.path);
+        command
+    }
+}
+
+/// Makes sure the page's tools are installed; with `browsers`, the test browsers and drivers too.
+pub fn tools(browsers: bool) -> Result<Tools> {
+    let root = workspace_root();
+    let npm_bin = root.join(".tools/npm/node_modules/.bin");
+    let cargo_bin = cargo_home().join("bin");
+    let path = env::join_paths(
+        [npm_bin.clone(), cargo_bin.clone()]
+            .into_iter()
+            .chain(env::split_paths(&env::var_os("PATH").unwrap_or_default())),
+    )
+    .map_err(|e| format!("cannot build PATH: {e}"))?;
+    let mut tools = Tools {
+        path,
+        browsers: None,
+    };
+
+    wasm_target(&tools)?;
+    let wasm_bindgen = locked_version(&root, "wasm-bindgen")?;
+    cargo_install(
+        &tools,
+        "wasm-bindgen",
+        "wasm-bindgen-cli",
+        &wasm_bindgen,
+        // The CLI's own lockfile names a crate version the registry no longer has.
+        false,
+    )?;
+    cargo_install(&tools, "trunk", "trunk", TRUNK_VERSION, true)?;
+    wasm_opt(&tools, &root)?;
+
+    if browsers {
+        debian_packages(&["chromium", "chromium-driver", "firefox-esr"])?;
+        cargo_install(
+            &tools,
+            "geckodriver",
+            "geckodriver",
+            GECKODRIVER_VERSION,
+            true,
+        )?;
+        tools.browsers = Some(Browsers {
+            chromedriver: tools.which("chromedriver")?,
+            geckodriver: tools.which("geckodriver")?,
+        });
+    }
+    Ok(tools)
+}
+
+fn cargo_home() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
+}
+
+fn wasm_target(tools: &Tools) -> Result {
+    let installed =
+        process::output(
+            tools
+                .command("rustup")
+                .args(["target", "list", "--installed"]),
+        )
+        .ok_or("rustup is needed to add the wasm32 target: install Rust with rustup")?;
+    if installed
+        .lines()
+        .any(|line| line.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    println!("xtask: adding the wasm32-unknown-unknown target");
+    process::run(
+        tools
+            .command("rustup")
+            .args(["target", "add", "wasm32-unknown-unknown"]),
+    )
+}
+
+/// The version of `package` that Cargo.lock pins.
+fn locked_version(root: &Path, package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .ok_or_else(|| format!("Cargo.lock has no {package}"))?
+        + needle.len();
+    let end = lock[start..].find('"').ok_or("Cargo.lock is malformed")?;
+    Ok(lock[start..start + end].to_owned())
+}
+
+/// Installs `krate` at `version` unless `binary --version` already reports it.
+fn cargo_install(tools: &Tools, binary: &str, krate: &str, version: &str, locked: bool) -> Result {
+    let reported = process::output(tools.command(binary).arg("--version")).unwrap_or_default();
+    if reported
+        .split_whitespace()
+        .any(|word| word.trim_start_matches('v') == version)
+    {
+        return Ok(());
+    }
+    println!("xtask: installing {krate} {version} from crates.io (a few minutes, once)");
+    let mut command = tools.command("cargo");
+    command.args(["install", krate, "--version", version]);
+    if locked {
+        command.arg("--locked");
+    }
+    process::run(&mut command)
+}
+
+fn wasm_opt(tools: &Tools, root: &Path) -> Result {
+    let reported = process::output(tools.command("wasm-opt").arg("--version")).unwrap_or_default();
+    if reported.contains(WASM_OPT_VERSION) {
+        return Ok(());
+    }
+    if process::output(tools.command("npm").arg("--version")).is_none() {
+        debian_packages(&["nodejs", "npm"])?;
+    }
+    println!("xtask: installing wasm-opt (npm binaryen {BINARYEN_VERSION}) into .tools/");
+    let prefix = root.join(".tools/npm");
+    std::fs::create_dir_all(&prefix)
+        .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    process::run(
+        tools
+            .command("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("binaryen@{BINARYEN_VERSION}")),
+    )
+}
+
+/// Installs Debian packages that are missing; needs apt-get and root (or sudo).
+fn debian_packages(packages: &[&str]) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| {
+            process::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+                .is_none_or(|status| !status.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let listed = missing.join(" ");
+    if process::output(Command::new("apt-get").arg("--version")).is_none() {
+        return Err(format!(
+            "this needs {listed}; there is no apt-get here, so install them with your system's package manager"
+        ));
+    }
+    let as_root = process::output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0");
+    let sudo: &[&str] = if as_root { &[] } else { &["sudo", "-n"] };
+    println!("xtask: installing {listed} from Debian's packages");
+    let apt = |args: &[&str]| {
+        let all: Vec<&str> = sudo.iter().chain(args).copied().collect();
+        process::run(
+            Command::new(all[0])
+                .args(&all[1..])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    apt(&["apt-get", "update", "-qq"])
+        .and_then(|()| {
+            let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+            args.extend(&missing);
+            apt(&args)
+        })
+        .map_err(|e| {
+            format!(
+                "{e}\nxtask: could not install {listed}; as root, run: apt-get install {listed}"
+            )
+        })
+}

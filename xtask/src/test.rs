@@ -1,0 +1,239 @@
+//! `cargo xtask test`: every check and every test, in one command, with one summary line.
+//!
+//! Order: format and lint; native tests; the wasm tests in headless Chromium and then headless
+//! Firefox against a real server; the release page; the end-to-end tests. A failing step does not
+//! stop the later ones, so one run shows everything that is wrong.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    page,
+    process::{self, Background, Tally},
+    setup::{self, Tools},
+    workspace_root, Result,
+};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+pub fn run() -> Result {
+    let tools = setup::tools(true)?;
+    let browsers = tools.browsers.as_ref().expect("set up with browsers");
+    let root = workspace_root();
+    // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
+    process::run(tools.command("cargo").current_dir(&root).arg("fetch"))?;
+
+    let mut tally = Tally::default();
+    let mut check = |name: &str, command: &mut Command| {
+        println!("\nxtask: {name}");
+        let passed = process::run(command.current_dir(&root)).is_ok();
+        tally += Tally {
+            passed: u64::from(passed),
+            failed: u64::from(!passed),
+        };
+    };
+
+    check(
+        "cargo fmt --check",
+        tools
+            .command("cargo")
+            .args(["fmt", "--all", "--", "--check"]),
+    );
+    check(
+        "cargo clippy (native)",
+        tools.command("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+
+    // The server the browser tests call: a real one, allowing the test runner's loopback origin.
+    println!("\nxtask: starting a test server");
+    process::run(tools.command("cargo").current_dir(&root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "greeter-server",
+    ]))?;
+    let port = free_port()?;
+    let server_url = format!("http://127.0.0.1:{port}");
+    let mut server = Background::start(
+        tools
+            .command(&root.join("target/debug/greeter-server").to_string_lossy())
+            .args(["--dev", "--addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn"),
+    )?;
+    wait_for_port(port, Duration::from_secs(30), &mut server)?;
+    // A loopback port where nothing listens, for the "server unreachable" tests.
+    let dead_url = format!("http://127.0.0.1:{}", free_port()?);
+    let wasm_env = |command: &mut Command| {
+        command
+            .current_dir(root.join("web"))
+            .env("GREETER_TEST_SERVER", &server_url)
+            .env("GREETER_TEST_DEAD_SERVER", &dead_url)
+            .env(
+                "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+                root.join("web/webdriver.json"),
+            )
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
+            .env_remove("CHROMEDRIVER")
+            .env_remove("GECKODRIVER");
+    };
+
+    let mut clippy_wasm = tools.command("cargo");
+    clippy_wasm.args([
+        "clippy",
+        "-p",
+        "greeter-web",
+        "--all-targets",
+        "--target",
+        WASM_TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    wasm_env(&mut clippy_wasm);
+    check("cargo clippy (wasm32)", &mut clippy_wasm);
+
+    println!("\nxtask: native tests");
+    tally += process::run_tests(tools.command("cargo").current_dir(&root).arg("test"));
+
+    for (browser, driver_var, driver) in [
+        ("Chromium", "CHROMEDRIVER", &browsers.chromedriver),
+        ("Firefox", "GECKODRIVER", &browsers.geckodriver),
+    ] {
+        println!("\nxtask: wasm tests in headless {browser}");
+        let mut command = tools.command("cargo");
+        command.args(["test", "-p", "greeter-web", "--target", WASM_TARGET]);
+        wasm_env(&mut command);
+        command.env(driver_var, driver);
+        tally += process::run_tests(&mut command);
+    }
+    server.check_running()?;
+    drop(server);
+
+    println!("\nxtask: end-to-end tests");
+    tally += match page::build_release(&tools) {
+        Ok(()) => end_to_end(&tools, &root),
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            Tally {
+                passed: 0,
+                failed: 1,
+            }
+        }
+    };
+
+    println!(
+        "\nxtask: screenshots in {}",
+        root.join("target/e2e-artifacts").display()
+    );
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{} failed", tally.failed))
+    }
+}
+
+/// Builds the end-to-end test binaries and runs them directly, not under `cargo test`: cargo
+/// holds the build directory's lock while its tests run, and `trunk serve` needs cargo.
+fn end_to_end(tools: &Tools, root: &Path) -> Tally {
+    let executables = match test_executables(tools, root, "greeter-e2e") {
+        Ok(executables) => executables,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            return Tally {
+                passed: 0,
+                failed: 1,
+            };
+        }
+    };
+    let browsers = tools.browsers.as_ref().expect("set up with browsers");
+    let trunk = match tools.which("trunk") {
+        Ok(trunk) => trunk,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            return Tally {
+                passed: 0,
+                failed: 1,
+            };
+        }
+    };
+    let mut tally = Tally::default();
+    for executable in executables {
+        tally += process::run_tests(
+            tools
+                .command(&executable.to_string_lossy())
+                .current_dir(root)
+                .env("GREETER_E2E_DIST", root.join("dist"))
+                .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
+                .env("CHROMEDRIVER", &browsers.chromedriver)
+                .env("TRUNK", &trunk),
+        );
+    }
+    tally
+}
+
+/// The test executables `cargo test --no-run` builds for `package`.
+fn test_executables(tools: &Tools, root: &Path, package: &str) -> Result<Vec<PathBuf>> {
+    let output = tools
+        .command("cargo")
+        .current_dir(root)
+        .args([
+            "test",
+            "-p",
+            package,
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("building the {package} tests failed"));
+    }
+    let executables = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["profile"]["test"] == true)
+        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .collect::<Vec<_>>();
+    if executables.is_empty() {
+        return Err(format!("cargo built no test executables for {package}"));
+    }
+    Ok(executables)
+}
+
+fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+fn wait_for_port(port: u16, within: Duration, process: &mut Background) -> Result {
+    let deadline = Instant::now() + within;
+    // A connection whose source port is its destination port connected to itself: no listener.
+    let is_listening = || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
+    };
+    while !is_listening() {
+        process.check_running()?;
+        if Instant::now() > deadline {
+            return Err(format!("nothing listens on port {port} after {within:?}"));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
