@@ -3,23 +3,29 @@
 
 use std::sync::Arc;
 
-use hello_proto::greeter_server::GreeterServer;
+use axum::Router;
+use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
 use tonic::service::Routes;
 use tonic_web::GrpcWebLayer;
 use tower::Layer;
 
 use crate::{
     cors::{refuse_disallowed_preflight, OriginPolicy},
+    stats::{StatsService, StreamCounters},
     web_assets, Config, GreeterService,
 };
 
-/// The whole application, ready for [`tonic::transport::Server::add_routes`].
+/// The whole application as one router.
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
-pub fn app(config: &Config) -> Routes {
+pub fn app(config: &Config) -> Router {
     let policy = Arc::new(OriginPolicy::from_config(config));
-    let router = Routes::new(GrpcWebLayer::new().layer(GreeterServer::new(GreeterService)))
+    let streams = Arc::new(StreamCounters::default());
+    let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams)));
+    let stats = GreeterStatsServer::new(StatsService::new(streams));
+    Routes::new(GrpcWebLayer::new().layer(greeter))
+        .add_service(GrpcWebLayer::new().layer(stats))
         .prepare()
         .into_axum_router()
         .fallback_service(web_assets::fallback(&config.static_dir))
@@ -27,6 +33,5 @@ pub fn app(config: &Config) -> Routes {
         .layer(axum::middleware::from_fn_with_state(
             policy,
             refuse_disallowed_preflight,
-        ));
-    Routes::from(router)
+        ))
 }

@@ -1,17 +1,53 @@
-//! The Greeter service: `SayHello` answers `Hello, <name>`, as in the seed's Python server.
+//! The Greeter service: `SayHello` answers `Hello, <name>`, as in the seed's Python server, and
+//! the streaming methods do the same for each of the other three RPC kinds.
+//!
+//! Every stream is a lazily polled `Stream`, not a spawned task: when the client goes away, the
+//! transport drops the stream and its work stops at once. Each one also honours the call's
+//! deadline and reports how it ended to [`StreamCounters`].
 
-use hello_proto::{greeter_server::Greeter, HelloReply, HelloRequest};
-use tonic::{Request, Response, Status};
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures_util::Stream;
+use hello_proto::{
+    greeter_server::Greeter, HelloReply, HelloRequest, HelloStreamRequest, HelloSummary,
+};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    deadline,
+    stats::{Outcome, StreamCounters},
+};
 
 /// The longest name accepted, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 1024;
+/// Greetings one `SayHelloStream` call may ask for.
+pub const STREAM_COUNT: std::ops::RangeInclusive<u32> = 1..=1000;
+/// The pause between streamed greetings, in milliseconds.
+pub const STREAM_INTERVAL_MS: std::ops::RangeInclusive<u32> = 0..=10_000;
+/// Names one `SayHelloToAll` call may send; the summary holds them all, so this bounds its memory.
+pub const MAX_NAMES_PER_CALL: usize = 10_000;
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>>;
 
 /// The Greeter implementation bound to the server.
 #[derive(Debug, Default, Clone)]
-pub struct GreeterService;
+pub struct GreeterService {
+    streams: Arc<StreamCounters>,
+}
+
+impl GreeterService {
+    /// A Greeter that reports its streams to `streams`.
+    pub fn new(streams: Arc<StreamCounters>) -> Self {
+        Self { streams }
+    }
+}
 
 #[tonic::async_trait]
 impl Greeter for GreeterService {
+    type SayHelloStreamStream = ReplyStream;
+    type ChatStream = ReplyStream;
+
     async fn say_hello(
         &self,
         request: Request<HelloRequest>,
@@ -26,6 +62,126 @@ impl Greeter for GreeterService {
         Ok(Response::new(HelloReply {
             message: greeting(&name),
         }))
+    }
+
+    async fn say_hello_stream(
+        &self,
+        request: Request<HelloStreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let deadline = deadline::deadline(request.metadata());
+        let HelloStreamRequest {
+            name,
+            count,
+            interval_ms,
+        } = request.into_inner();
+        validate_name(&name)?;
+        check_range("count", count, STREAM_COUNT)?;
+        check_range("interval_ms", interval_ms, STREAM_INTERVAL_MS)?;
+        let interval = Duration::from_millis(interval_ms.into());
+
+        let mut guard = self.streams.start("SayHelloStream");
+        let stream = async_stream::stream! {
+            let mut next_at = Instant::now();
+            for i in 1..=count {
+                if i > 1 {
+                    next_at += interval;
+                    if deadline.is_some_and(|deadline| deadline < next_at) {
+                        tokio::time::sleep_until(deadline.unwrap_or(next_at)).await;
+                        guard.finish(Outcome::Failed);
+                        yield Err(deadline::exceeded());
+                        return;
+                    }
+                    tokio::time::sleep_until(next_at).await;
+                }
+                yield Ok(HelloReply { message: format!("Hello #{i}, {name}") });
+            }
+            guard.finish(Outcome::Completed);
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn say_hello_to_all(
+        &self,
+        request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<HelloSummary>, Status> {
+        let deadline = deadline::deadline(request.metadata());
+        let mut names = request.into_inner();
+        let mut guard = self.streams.start("SayHelloToAll");
+        let collect = async {
+            let mut messages = Vec::new();
+            while let Some(HelloRequest { name }) = names.message().await? {
+                validate_numbered_name(&name, messages.len() + 1)?;
+                if messages.len() == MAX_NAMES_PER_CALL {
+                    return Err(Status::invalid_argument(format!(
+                        "at most {MAX_NAMES_PER_CALL} names per call"
+                    )));
+                }
+                messages.push(greeting(&name));
+            }
+            Ok(messages)
+        };
+        let messages = guard.finish_with(deadline::within(deadline, collect).await)?;
+        Ok(Response::new(HelloSummary {
+            count: messages.len() as u32,
+            messages,
+        }))
+    }
+
+    async fn chat(
+        &self,
+        request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let deadline = deadline::deadline(request.metadata());
+        let mut names = request.into_inner();
+        let mut guard = self.streams.start("Chat");
+        let stream = async_stream::stream! {
+            let mut received = 0;
+            loop {
+                let next = deadline::within(deadline, names.message()).await;
+                let name = match next {
+                    Ok(Some(HelloRequest { name })) => name,
+                    Ok(None) => {
+                        guard.finish(Outcome::Completed);
+                        return;
+                    }
+                    Err(status) => {
+                        guard.finish(Outcome::of_error(&status));
+                        yield Err(status);
+                        return;
+                    }
+                };
+                received += 1;
+                if let Err(status) = validate_numbered_name(&name, received) {
+                    guard.finish(Outcome::Failed);
+                    yield Err(status);
+                    return;
+                }
+                yield Ok(HelloReply { message: greeting(&name) });
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// [`validate_name`] for the `number`th name of a stream, saying which one failed.
+fn validate_numbered_name(name: &str, number: usize) -> Result<(), Status> {
+    validate_name(name)
+        .map_err(|status| Status::invalid_argument(format!("name #{number}: {}", status.message())))
+}
+
+fn check_range(
+    field: &str,
+    value: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(), Status> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{field} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        )))
     }
 }
 
@@ -55,7 +211,7 @@ mod tests {
     use tonic::Code;
 
     async fn say_hello(name: &str) -> Result<String, Status> {
-        GreeterService
+        GreeterService::default()
             .say_hello(Request::new(HelloRequest { name: name.into() }))
             .await
             .map(|reply| reply.into_inner().message)

@@ -7,7 +7,10 @@
 pub mod app;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod greeter;
+pub mod serve;
+pub mod stats;
 pub mod web_assets;
 
 pub use app::app;
@@ -17,7 +20,6 @@ pub use greeter::GreeterService;
 use std::{future::Future, io};
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +30,7 @@ pub enum ServeError {
         source: io::Error,
     },
     #[error("server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    Io(#[from] io::Error),
 }
 
 /// Binds the configured address. Split from [`serve`] so callers (and tests) can learn the real port
@@ -48,12 +50,6 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        // gRPC-Web clients in browsers speak HTTP/1.1; native clients negotiate HTTP/2 on the same port.
-        .accept_http1(true)
-        .add_routes(app(config))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+    serve::serve_router(listener, app(config), shutdown).await?;
     Ok(())
 }

@@ -92,6 +92,17 @@ pub async fn native_client(server: &TestServer) -> GreeterClient<tonic::transpor
     GreeterClient::new(channel)
 }
 
+/// The generated client over a bare hyper HTTP/2 client: native gRPC with no client-side
+/// enforcement of `grpc-timeout`, so the server's own deadline handling shows.
+pub fn bare_h2_client(
+    server: &TestServer,
+) -> GreeterClient<Client<HttpConnector, tonic::body::Body>> {
+    let http = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    GreeterClient::with_origin(http, server.url().parse().unwrap())
+}
+
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A plain HTTP/1.1 client, for the page and for hand-made requests.

@@ -1,0 +1,78 @@
+//! The call's deadline, from the `grpc-timeout` request header.
+//!
+//! Streams outlive the handler that returns them, so a server-wide timeout on the handler cannot
+//! bound them: each streaming method checks the deadline itself and ends with DEADLINE_EXCEEDED.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::{metadata::MetadataMap, Status};
+
+/// When the call must end, if the client set a deadline. A malformed header is ignored, as gRPC
+/// implementations do.
+pub fn deadline(metadata: &MetadataMap) -> Option<Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    parse_timeout(value).map(|timeout| Instant::now() + timeout)
+}
+
+/// Parses `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// The status a call ends with when its deadline passes.
+pub fn exceeded() -> Status {
+    Status::deadline_exceeded("deadline exceeded before the call completed")
+}
+
+/// Runs `work` until `deadline` (if any); past it, the work is dropped and the result is
+/// DEADLINE_EXCEEDED.
+pub async fn within<T>(
+    deadline: Option<Instant>,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(exceeded())),
+        None => work.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        assert_eq!(parse_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_timeout("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(
+            parse_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        for value in ["", "S", "5", "123456789S", "5s", "-5S", "5 S", "1.5S"] {
+            assert_eq!(parse_timeout(value), None, "{value:?}");
+        }
+    }
+}
