@@ -4,18 +4,19 @@
 use std::sync::Arc;
 
 use axum::Router;
+use grpc_websocket::server::GrpcWebSocketLayer;
 use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
 use tonic::service::Routes;
 use tonic_web::GrpcWebLayer;
 use tower::Layer;
 
 use crate::{
-    cors::{refuse_disallowed_preflight, OriginPolicy},
+    cors::{enforce_origin_policy, OriginPolicy},
     stats::{StatsService, StreamCounters},
     web_assets, Config, GreeterService,
 };
 
-/// The whole application as one router.
+/// The whole application as one router: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
@@ -29,9 +30,11 @@ pub fn app(config: &Config) -> Router {
         .prepare()
         .into_axum_router()
         .fallback_service(web_assets::fallback(&config.static_dir))
+        // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
+        .layer(GrpcWebSocketLayer::default())
         .layer(policy.layer())
         .layer(axum::middleware::from_fn_with_state(
             policy,
-            refuse_disallowed_preflight,
+            enforce_origin_policy,
         ))
 }

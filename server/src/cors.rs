@@ -6,6 +6,10 @@
 //! gRPC-Web clients use and read the `grpc-*` response headers; without those exposed, a browser
 //! client sees every error as a malformed response. A preflight from any other origin is refused
 //! with 403 rather than answered without CORS headers, so the refusal is visible in the network log.
+//!
+//! Browsers send no preflight before a WebSocket, and the same-origin policy does not cover it, so
+//! a `grpc-websockets` upgrade from a page of another origin is checked here too: same origin or
+//! an allowed one, else 403.
 
 use std::sync::Arc;
 
@@ -77,22 +81,39 @@ fn is_loopback_origin(origin: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-/// Middleware: refuses a CORS preflight from an origin the policy does not allow, with 403.
-pub async fn refuse_disallowed_preflight(
+/// Middleware: refuses, with 403, a CORS preflight from an origin the policy does not allow, and
+/// a WebSocket upgrade from an origin that is neither the server's own nor allowed.
+pub async fn enforce_origin_policy(
     policy: axum::extract::State<Arc<OriginPolicy>>,
     request: Request,
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let is_preflight = request.method() == Method::OPTIONS
-        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if let (true, Some(origin)) = (is_preflight, headers.get(header::ORIGIN)) {
-        if !policy.allows(origin) {
-            tracing::debug!(?origin, "refused CORS preflight");
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let is_preflight = request.method() == Method::OPTIONS
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
+        let refused = (is_preflight && !policy.allows(origin))
+            || (is_websocket && !is_same_origin(origin, headers) && !policy.allows(origin));
+        if refused {
+            tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
     }
     next.run(request).await
+}
+
+/// Whether `origin` names the host the request was sent to.
+fn is_same_origin(origin: &HeaderValue, headers: &http::HeaderMap) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(header::HOST).map(|host| host.to_str()),
+    ) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]

@@ -1,0 +1,544 @@
+//! The `grpc-websockets` transport against the real server, driven by a plain WebSocket client
+//! (tokio-tungstenite) that speaks the protocol byte by byte: every RPC kind, every kind of bad
+//! input, many sockets at once, and clients that vanish.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use grpc_websocket::protocol::{self, ServerFrame, ServerFrameDecoder};
+use hello_proto::{HelloReply, HelloRequest, HelloStreamRequest, HelloSummary, StreamStatsRequest};
+use http::HeaderMap;
+use support::TestServer;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+const MAX: usize = 4 * 1024 * 1024;
+
+/// One call over one socket, as improbable-eng's client makes it.
+struct WsCall {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    decoder: ServerFrameDecoder,
+}
+
+/// What the server sent for a call.
+#[derive(Debug)]
+struct WsResponse {
+    headers: HeaderMap,
+    messages: Vec<Bytes>,
+    trailers: HeaderMap,
+}
+
+impl WsResponse {
+    /// The call's gRPC status code: from the trailers, or from the headers of a trailers-only
+    /// response.
+    fn code(&self) -> i32 {
+        let status = self
+            .trailers
+            .get("grpc-status")
+            .or_else(|| self.headers.get("grpc-status"))
+            .expect("a grpc-status");
+        status.to_str().unwrap().parse().unwrap()
+    }
+
+    fn message(&self) -> String {
+        let message = self
+            .trailers
+            .get("grpc-message")
+            .or_else(|| self.headers.get("grpc-message"))
+            .map(|value| value.to_str().unwrap())
+            .unwrap_or_default();
+        percent_decode(message)
+    }
+
+    fn decode<M: prost::Message + Default>(&self) -> Vec<M> {
+        self.messages
+            .iter()
+            .map(|frame| M::decode(&frame[protocol::FRAME_PREFIX..]).unwrap())
+            .collect()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
+    let payload = message.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+impl WsCall {
+    /// Opens a socket on `path` and sends the header block.
+    async fn open(server: &TestServer, path: &str) -> Self {
+        Self::open_with(
+            server,
+            path,
+            b"content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n",
+        )
+        .await
+    }
+
+    async fn open_with(server: &TestServer, path: &str, header_block: &[u8]) -> Self {
+        let mut socket = Self::connect(server, path, None).await;
+        socket
+            .send(Message::Binary(Bytes::copy_from_slice(header_block)))
+            .await
+            .unwrap();
+        Self {
+            socket,
+            decoder: ServerFrameDecoder::default(),
+        }
+    }
+
+    async fn connect(
+        server: &TestServer,
+        path: &str,
+        origin: Option<&str>,
+    ) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        let mut request = format!("ws://{}{path}", server.addr)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "grpc-websockets"
+        );
+        socket
+    }
+
+    async fn send_raw(&mut self, message: Vec<u8>) {
+        self.socket
+            .send(Message::Binary(message.into()))
+            .await
+            .unwrap();
+    }
+
+    async fn send(&mut self, message: &impl prost::Message) {
+        self.send_raw(protocol::encode_client_data(&grpc_frame(message)))
+            .await;
+    }
+
+    async fn end(&mut self) {
+        self.send_raw(vec![protocol::CLIENT_END_OF_STREAM]).await;
+    }
+
+    /// The next frame from the server, or `None` once it closed the socket.
+    async fn next_frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame(MAX).unwrap() {
+                return Some(frame);
+            }
+            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("the server answers within 10 s");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => self.decoder.push(&bytes),
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+                Some(Err(error)) => panic!("socket error: {error}"),
+            }
+        }
+    }
+
+    /// The next data message, decoded.
+    async fn next_message<M: prost::Message + Default>(&mut self) -> M {
+        match self.next_frame().await {
+            Some(ServerFrame::Data(frame)) => M::decode(&frame[protocol::FRAME_PREFIX..]).unwrap(),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// Reads everything up to the server's close.
+    async fn response(mut self) -> WsResponse {
+        let Some(ServerFrame::Headers(headers)) = self.next_frame().await else {
+            panic!("the response must start with a header frame");
+        };
+        let mut messages = Vec::new();
+        let mut trailers = HeaderMap::new();
+        while let Some(frame) = self.next_frame().await {
+            match frame {
+                ServerFrame::Data(frame) => messages.push(frame),
+                ServerFrame::Headers(headers) => trailers = headers,
+            }
+        }
+        WsResponse {
+            headers,
+            messages,
+            trailers,
+        }
+    }
+}
+
+fn hello(name: &str) -> HelloRequest {
+    HelloRequest { name: name.into() }
+}
+
+/// A unary call over a fresh socket: the server still serves after whatever came before.
+async fn assert_still_serving(server: &TestServer) {
+    let mut call = WsCall::open(server, "/hello.Greeter/SayHello").await;
+    call.send(&hello("still here")).await;
+    call.end().await;
+    let response = call.response().await;
+    assert_eq!(response.code(), 0);
+    assert_eq!(
+        response.decode::<HelloReply>()[0].message,
+        "Hello, still here"
+    );
+}
+
+#[tokio::test]
+async fn unary_over_a_websocket() {
+    let server = TestServer::start(|_| {}).await;
+    let mut call = WsCall::open(&server, "/hello.Greeter/SayHello").await;
+    call.send(&hello("Socket")).await;
+    call.end().await;
+    let response = call.response().await;
+    assert_eq!(response.headers["content-type"], "application/grpc");
+    assert_eq!(response.code(), 0);
+    assert_eq!(
+        response.decode::<HelloReply>(),
+        [HelloReply {
+            message: "Hello, Socket".into()
+        }]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_streaming_over_a_websocket() {
+    let server = TestServer::start(|_| {}).await;
+    let mut call = WsCall::open(&server, "/hello.Greeter/SayHelloStream").await;
+    call.send(&HelloStreamRequest {
+        name: "S".into(),
+        count: 4,
+        interval_ms: 5,
+    })
+    .await;
+    call.end().await;
+    let response = call.response().await;
+    assert_eq!(response.code(), 0);
+    let messages: Vec<String> = response
+        .decode::<HelloReply>()
+        .into_iter()
+        .map(|r| r.message)
+        .collect();
+    assert_eq!(
+        messages,
+        ["Hello #1, S", "Hello #2, S", "Hello #3, S", "Hello #4, S"]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_streaming_of_1000_names() {
+    let server = TestServer::start(|_| {}).await;
+    let mut call = WsCall::open(&server, "/hello.Greeter/SayHelloToAll").await;
+    for i in 1..=1000 {
+        call.send(&hello(&format!("n{i}"))).await;
+    }
+    call.end().await;
+    let response = call.response().await;
+    assert_eq!(response.code(), 0);
+    let summary = &response.decode::<HelloSummary>()[0];
+    assert_eq!(summary.count, 1000);
+    assert_eq!(summary.messages.first().unwrap(), "Hello, n1");
+    assert_eq!(summary.messages.last().unwrap(), "Hello, n1000");
+    assert!(summary
+        .messages
+        .iter()
+        .enumerate()
+        .all(|(i, m)| *m == format!("Hello, n{}", i + 1)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bidi_answers_each_name_while_the_socket_stays_open() {
+    let server = TestServer::start(|_| {}).await;
+    let mut call = WsCall::open(&server, "/hello.Greeter/Chat").await;
+    call.send(&hello("first")).await;
+    let Some(ServerFrame::Headers(headers)) = call.next_frame().await else {
+        panic!("headers first");
+    };
+    assert_eq!(headers["content-type"], "application/grpc");
+    assert_eq!(
+        call.next_message::<HelloReply>().await.message,
+        "Hello, first"
+    );
+    for i in 1..=1000 {
+        call.send(&hello(&format!("n{i}"))).await;
+        assert_eq!(
+            call.next_message::<HelloReply>().await.message,
+            format!("Hello, n{i}")
+        );
+    }
+    call.end().await;
+    let Some(ServerFrame::Headers(trailers)) = call.next_frame().await else {
+        panic!("trailers last");
+    };
+    assert_eq!(trailers["grpc-status"], "0");
+    assert!(
+        call.next_frame().await.is_none(),
+        "the server closes after the trailers"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_ends_that_call_with_a_clear_status() {
+    let server = TestServer::start(|_| {}).await;
+    let ok_frame = grpc_frame(&hello("x"));
+
+    // (what the client sends after the socket opens, expected code, expected message)
+    let mut truncated_prefix = vec![0u8];
+    truncated_prefix.extend_from_slice(&ok_frame[..3]);
+    let mut overlong = protocol::encode_client_data(&ok_frame);
+    overlong[5] += 10; // the length prefix promises 10 bytes more than follow
+    let oversized = vec![0, 0, 0x00, 0x50, 0x00, 0x01]; // a 5 MiB message announced
+    let cases: Vec<(&str, Vec<Message>, i32, &str)> = vec![
+        (
+            "bad header block",
+            vec![Message::Binary(Bytes::from_static(b"no colon here\r\n"))],
+            3,
+            "grpc-websockets: malformed header line 1: no colon",
+        ),
+        (
+            "text header block",
+            vec![Message::Text("content-type: application/grpc\r\n".into())],
+            3,
+            "grpc-websockets: text messages are not part of the protocol; send binary messages",
+        ),
+        (
+            "truncated frame prefix",
+            vec![header_block(), Message::Binary(truncated_prefix.into())],
+            3,
+            "grpc-websockets: truncated gRPC frame: frame prefix shorter than 5 bytes",
+        ),
+        (
+            "length prefix larger than the message",
+            vec![header_block(), Message::Binary(overlong.into())],
+            3,
+            "grpc-websockets: truncated gRPC frame: length prefix larger than the message",
+        ),
+        (
+            "oversized frame",
+            vec![header_block(), Message::Binary(oversized.into())],
+            8,
+            "grpc-websockets: gRPC message of 5242881 bytes exceeds the limit of 4194304 bytes",
+        ),
+        (
+            "unknown flag",
+            vec![header_block(), Message::Binary(vec![0x42, 1, 2].into())],
+            3,
+            "grpc-websockets: unknown message flag 0x42",
+        ),
+        (
+            "data after end of stream",
+            vec![
+                header_block(),
+                Message::Binary(vec![1].into()),
+                Message::Binary(protocol::encode_client_data(&ok_frame).into()),
+            ],
+            3,
+            "grpc-websockets: data after the end of the client stream",
+        ),
+        (
+            "non-binary message",
+            vec![header_block(), Message::Text("hello".into())],
+            3,
+            "grpc-websockets: text messages are not part of the protocol; send binary messages",
+        ),
+        (
+            "bytes that are not a HelloRequest",
+            vec![
+                header_block(),
+                Message::Binary(protocol::encode_client_data(&[0, 0, 0, 0, 2, 0xff, 0xff]).into()),
+                Message::Binary(vec![1].into()),
+            ],
+            13,
+            "",
+        ),
+    ];
+    for (case, messages, code, message) in cases {
+        // Bidi keeps the call open, so a violation arrives while the call runs.
+        let mut socket = WsCall::connect(&server, "/hello.Greeter/Chat", None).await;
+        for message in messages {
+            socket.send(message).await.unwrap();
+        }
+        let call = WsCall {
+            socket,
+            decoder: ServerFrameDecoder::default(),
+        };
+        let response = call.response().await;
+        assert_eq!(response.code(), code, "{case}: {response:?}");
+        if !message.is_empty() {
+            assert_eq!(response.message(), message, "{case}");
+        }
+        assert_still_serving(&server).await;
+    }
+    server.stop().await;
+}
+
+fn header_block() -> Message {
+    Message::Binary(Bytes::from_static(
+        b"content-type: application/grpc-web+proto\r\n",
+    ))
+}
+
+#[tokio::test]
+async fn unknown_methods_and_services_are_unimplemented() {
+    let server = TestServer::start(|_| {}).await;
+    for path in ["/hello.Greeter/Nope", "/nope.Service/Call"] {
+        let mut call = WsCall::open(&server, path).await;
+        call.send(&hello("x")).await;
+        call.end().await;
+        assert_eq!(call.response().await.code(), 12, "{path}");
+    }
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn many_concurrent_sockets() {
+    let server = TestServer::start(|_| {}).await;
+    let calls = (0..200).map(|i| {
+        let server = &server;
+        async move {
+            let mut call = WsCall::open(server, "/hello.Greeter/Chat").await;
+            call.send(&hello(&format!("c{i}-0"))).await;
+            assert!(matches!(call.next_frame().await, Some(ServerFrame::Headers(_))));
+            assert_eq!(call.next_message::<HelloReply>().await.message, format!("Hello, c{i}-0"));
+            for j in 1..10 {
+                call.send(&hello(&format!("c{i}-{j}"))).await;
+                assert_eq!(
+                    call.next_message::<HelloReply>().await.message,
+                    format!("Hello, c{i}-{j}")
+                );
+            }
+            call.end().await;
+            assert!(matches!(call.next_frame().await, Some(ServerFrame::Headers(t)) if t["grpc-status"] == "0"));
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    let stats = stream_stats(&server).await;
+    assert_eq!((stats.completed, stats.active), (200, 0));
+    server.stop().await;
+}
+
+async fn stream_stats(server: &TestServer) -> hello_proto::StreamStats {
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    hello_proto::greeter_stats_client::GreeterStatsClient::new(channel)
+        .get_stream_stats(StreamStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_stream_cancels_the_call() {
+    let server = TestServer::start(|_| {}).await;
+    for vanish in ["close frame", "dropped connection"] {
+        let mut call = WsCall::open(&server, "/hello.Greeter/SayHelloStream").await;
+        call.send(&HelloStreamRequest {
+            name: "V".into(),
+            count: 1000,
+            interval_ms: 20,
+        })
+        .await;
+        call.end().await;
+        let _headers = call.next_frame().await;
+        assert_eq!(
+            call.next_message::<HelloReply>().await.message,
+            "Hello #1, V"
+        );
+        match vanish {
+            "close frame" => call.socket.close(None).await.unwrap(),
+            _ => drop(call),
+        }
+    }
+    let mut stats = stream_stats(&server).await;
+    for _ in 0..100 {
+        if stats.cancelled == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = stream_stats(&server).await;
+    }
+    assert_eq!((stats.cancelled, stats.active), (2, 0));
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cross_origin_upgrades_need_an_allowed_origin() {
+    let server = TestServer::start(|config| {
+        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
+    })
+    .await;
+    let same_origin = server.url();
+    for origin in [same_origin.as_str(), "https://app.example.com"] {
+        let mut request = format!("ws://{}/hello.Greeter/Chat", server.addr)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        assert!(
+            tokio_tungstenite::connect_async(request).await.is_ok(),
+            "{origin}"
+        );
+    }
+    let mut request = format!("ws://{}/hello.Greeter/Chat", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example.com".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    server.stop().await;
+}

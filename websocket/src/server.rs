@@ -1,0 +1,451 @@
+//! The server half: a tower layer that accepts `grpc-websockets` upgrades in front of tonic routes.
+//!
+//! An upgrade request on a method's path is answered `101 Switching Protocols`; the socket then
+//! becomes an HTTP/2-style streaming request (`application/grpc`, body fed from the socket's
+//! messages as they arrive) into the same inner service that serves native gRPC, and the response
+//! goes back over the socket: headers, each message, trailers. Every other request passes through
+//! untouched.
+//!
+//! Back-pressure holds both ways: the request body is a small bounded channel, so a service that
+//! reads slowly stops the socket from being read; a response frame is sent only once the previous
+//! one is flushed, so a client that stops reading stops the response stream from being polled.
+//! When the client closes the socket or vanishes, the call is dropped, which cancels it.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio_tungstenite::{
+    tungstenite::{
+        handshake::derive_accept_key,
+        protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+        Message,
+    },
+    WebSocketStream,
+};
+use tonic::{Code, Status};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::{
+    protocol::{self, ClientMessage, ProtocolError},
+    SUBPROTOCOL,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Limits for calls carried over WebSockets.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest gRPC message accepted from a client, in bytes.
+    pub max_message_size: usize,
+    /// How long a client may take to send its header block after the upgrade.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // tonic's own default decoding limit.
+            max_message_size: 4 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Adds `grpc-websockets` support in front of a service that serves gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcWebSocketLayer {
+    limits: Arc<Limits>,
+}
+
+impl GrpcWebSocketLayer {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+impl<S> Layer<S> for GrpcWebSocketLayer {
+    type Service = GrpcWebSocket<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcWebSocket {
+            inner,
+            limits: Arc::clone(&self.limits),
+        }
+    }
+}
+
+/// See [`GrpcWebSocketLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcWebSocket<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+/// Whether `request` asks for a WebSocket with the `grpc-websockets` subprotocol.
+pub fn is_grpc_websocket_upgrade<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has_token(header::UPGRADE, "websocket")
+        && has_token(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
+}
+
+impl<S, ResBody> Service<Request<Body>> for GrpcWebSocket<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if !is_grpc_websocket_upgrade(&request) {
+            let call = self.inner.call(request);
+            return Box::pin(async move { Ok(call.await?.map(Body::new)) });
+        }
+        // The clone that was made ready is the one that serves this call; keep a fresh one.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let limits = Arc::clone(&self.limits);
+        Box::pin(async move { Ok(accept(request, inner, limits)) })
+    }
+}
+
+/// Answers the upgrade and starts the call on the socket once the upgrade completes.
+fn accept<S, ResBody>(mut request: Request<Body>, inner: S, limits: Arc<Limits>) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible> + Send + 'static,
+    S::Future: Send,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    let bad_request = |reason: &'static str| {
+        Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(Body::from(reason))
+            .expect("a valid response")
+    };
+    if request.method() != Method::GET || request.version() != Version::HTTP_11 {
+        return bad_request("a WebSocket upgrade is a GET over HTTP/1.1\n");
+    }
+    if request
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version != "13")
+    {
+        return bad_request("unsupported Sec-WebSocket-Version (13 is required)\n");
+    }
+    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return bad_request("missing Sec-WebSocket-Key\n");
+    };
+    let accept_key = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, _) = request.into_parts();
+
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(limits.max_message_size + 1 + protocol::FRAME_PREFIX))
+                    .max_frame_size(Some(limits.max_message_size + 1 + protocol::FRAME_PREFIX));
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                serve_call(socket, parts, inner, &limits).await;
+            }
+            Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
+        }
+    });
+
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
+        .body(Body::empty())
+        .expect("a valid response")
+}
+
+/// How the client's side of a call ended, if it ended before the response did.
+enum ClientEnd {
+    /// The socket closed or failed: the client is gone, and so is the call.
+    Vanished,
+    /// The client broke the protocol: the call ends with this status.
+    Violation(Status),
+}
+
+/// Runs one call on an upgraded socket, from the header block to the closing handshake.
+async fn serve_call<S, ResBody>(
+    socket: Socket,
+    parts: http::request::Parts,
+    inner: S,
+    limits: &Limits,
+) where
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (mut sink, mut source) = socket.split();
+    let path = parts.uri.path().to_owned();
+
+    let header_block = match tokio::time::timeout(limits.header_timeout, source.next()).await {
+        Ok(Some(Ok(Message::Binary(block)))) => protocol::parse_header_block(&block)
+            .map_err(|error| violation(&error.to_string(), Code::InvalidArgument)),
+        Ok(Some(Ok(Message::Text(_)))) => Err(text_message()),
+        Ok(Some(Ok(_))) => Err(violation(
+            "expected the header block",
+            Code::InvalidArgument,
+        )),
+        Ok(None | Some(Err(_))) => return,
+        Err(_) => Err(violation(
+            "no header block before the time limit",
+            Code::InvalidArgument,
+        )),
+    };
+    let headers = match header_block {
+        Ok(headers) => headers,
+        Err(status) => return end_with_status(&mut sink, status).await,
+    };
+
+    // The request body: client messages as they arrive, through a small bounded channel.
+    let (body_tx, body_rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(body_rx, |mut rx| async {
+        rx.recv().await.map(|frame| (frame, rx))
+    }));
+    let mut request = Request::new(Body::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = parts.uri;
+    // tonic (and its gRPC-Web layer) treat an HTTP/2 `application/grpc` request as native gRPC.
+    *request.version_mut() = Version::HTTP_2;
+    *request.extensions_mut() = parts.extensions;
+    *request.headers_mut() = grpc_request_headers(headers);
+
+    let read_client = read_client(&mut source, body_tx, limits.max_message_size);
+    tokio::pin!(read_client);
+    let client_end = {
+        let respond = respond(inner.oneshot(request), &mut sink);
+        tokio::pin!(respond);
+        tokio::select! {
+            end = &mut read_client => Some(end),
+            () = &mut respond => None,
+        }
+        // Leaving this block drops the call if it is still running: that is the cancellation.
+    };
+    match client_end {
+        None => close(&mut sink).await,
+        Some(ClientEnd::Violation(status)) => {
+            tracing::debug!(
+                path,
+                message = status.message(),
+                "grpc-websockets violation"
+            );
+            end_with_status(&mut sink, status).await;
+        }
+        Some(ClientEnd::Vanished) => tracing::debug!(path, "client left during the call"),
+    }
+}
+
+/// The headers of the inner request: the client's, less connection-level ones, as native gRPC.
+fn grpc_request_headers(client_headers: HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(client_headers.len() + 2);
+    for (name, value) in &client_headers {
+        let connection_level = matches!(
+            name.as_str(),
+            "host"
+                | "connection"
+                | "upgrade"
+                | "content-length"
+                | "transfer-encoding"
+                | "te"
+                | "keep-alive"
+                | "content-type"
+                | "x-grpc-web"
+        );
+        if !connection_level {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers
+}
+
+/// Feeds the client's messages into the request body until the client ends its side; then keeps
+/// watching the socket, so a close or a protocol violation still ends the call.
+async fn read_client(
+    source: &mut futures_util::stream::SplitStream<Socket>,
+    body_tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+    max_message_size: usize,
+) -> ClientEnd {
+    let mut body_tx = Some(body_tx);
+    loop {
+        let message = match source.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                return match error {
+                    tokio_tungstenite::tungstenite::Error::Capacity(error) => {
+                        ClientEnd::Violation(violation(&error.to_string(), Code::ResourceExhausted))
+                    }
+                    _ => ClientEnd::Vanished,
+                }
+            }
+            None => return ClientEnd::Vanished,
+        };
+        let bytes = match message {
+            Message::Binary(bytes) => bytes,
+            Message::Text(_) => return ClientEnd::Violation(text_message()),
+            Message::Close(_) => return ClientEnd::Vanished,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        match protocol::parse_client_message(&bytes, max_message_size) {
+            Ok(ClientMessage::Data(frames)) => {
+                let Some(tx) = &body_tx else {
+                    return ClientEnd::Violation(violation(
+                        "data after the end of the client stream",
+                        Code::InvalidArgument,
+                    ));
+                };
+                // The service stopped reading the body (the call is ending): drop the rest.
+                if tx.send(Ok(Frame::data(frames))).await.is_err() {
+                    body_tx = None;
+                }
+            }
+            Ok(ClientMessage::EndOfStream) => {
+                if body_tx.take().is_none() {
+                    return ClientEnd::Violation(violation(
+                        "the client stream was ended twice",
+                        Code::InvalidArgument,
+                    ));
+                }
+            }
+            Err(error @ ProtocolError::TooLarge { .. }) => {
+                return ClientEnd::Violation(violation(&error.to_string(), Code::ResourceExhausted))
+            }
+            Err(error) => {
+                return ClientEnd::Violation(violation(&error.to_string(), Code::InvalidArgument))
+            }
+        }
+    }
+}
+
+/// Sends the response over the socket: a header frame, the body's data frames, the trailers.
+async fn respond<F, B>(call: F, sink: &mut futures_util::stream::SplitSink<Socket, Message>)
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let Ok(response) = call.await;
+    let (parts, body) = response.into_parts();
+    if parts.status != StatusCode::OK {
+        let status = Status::unknown(format!("the server answered HTTP {}", parts.status));
+        return send_status(sink, status).await;
+    }
+    if send(sink, protocol::encode_header_frame(&parts.headers))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tokio::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let message = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => protocol::encode_header_frame(&trailers),
+                    Err(_) => continue,
+                },
+            },
+            Err(error) => {
+                let error: BoxError = error.into();
+                return send_status(sink, Status::internal(error.to_string())).await;
+            }
+        };
+        // Waits for the frame to be written: a client that stops reading holds the stream here.
+        if send(sink, message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A status as a header frame: trailers-only when nothing else was sent, trailers otherwise.
+async fn send_status(sink: &mut futures_util::stream::SplitSink<Socket, Message>, status: Status) {
+    let response = status.into_http::<()>();
+    let _ = send(sink, protocol::encode_header_frame(response.headers())).await;
+}
+
+async fn end_with_status(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    status: Status,
+) {
+    send_status(sink, status).await;
+    close(sink).await;
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    bytes: Bytes,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    sink.send(Message::Binary(bytes)).await
+}
+
+async fn close(sink: &mut futures_util::stream::SplitSink<Socket, Message>) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}
+
+fn violation(reason: &str, code: Code) -> Status {
+    Status::new(code, format!("grpc-websockets: {reason}"))
+}
+
+fn text_message() -> Status {
+    violation(
+        "text messages are not part of the protocol; send binary messages",
+        Code::InvalidArgument,
+    )
+}
