@@ -212,6 +212,39 @@ impl Browser {
         }
     }
 
+    /// Replaces a field's text with `text`, as typed.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        self.clear_field(&field).await;
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// The texts of every element matching `css`, in document order.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            texts.push(element.text().await.unwrap());
+        }
+        texts
+    }
+
+    /// Waits (up to 20 s) until the texts of the elements matching `css` are `expected`.
+    pub async fn wait_for_texts(&self, css: &str, expected: &[String]) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let texts = self.texts(css).await;
+            if texts == expected || Instant::now() > deadline {
+                return texts;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Saves a PNG screenshot of the page in the artifacts directory.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.unwrap();

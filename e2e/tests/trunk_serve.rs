@@ -1,5 +1,6 @@
-//! `trunk serve` during development: the page on trunk's own port, its gRPC-Web calls proxied by
-//! Trunk.toml's `[[proxy]]` to the server on the default address, 127.0.0.1:50051.
+//! `trunk serve` during development: the page on trunk's own port, its gRPC-Web calls and its
+//! WebSockets proxied by Trunk.toml's `[[proxy]]` entries to the server on the default address,
+//! 127.0.0.1:50051.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -9,7 +10,10 @@ use greeter_server::{bind, serve, Config};
 #[tokio::test]
 async fn trunk_serve_proxies_calls_to_the_server() {
     // The server where Trunk.toml's proxy expects it.
-    let config = Config::new(greeter_server::config::DEFAULT_ADDR.parse().unwrap());
+    // In development mode, as with `trunk serve`: the page's origin is trunk's, and a WebSocket
+    // from another origin is refused unless it is allowed.
+    let mut config = Config::new(greeter_server::config::DEFAULT_ADDR.parse().unwrap());
+    config.dev = true;
     let listener = bind(&config).await.unwrap_or_else(|e| {
         panic!("{e}: this test needs the default address free (is `cargo xtask run` running?)")
     });
@@ -54,6 +58,37 @@ async fn trunk_serve_proxies_calls_to_the_server() {
             .wait_for_text("#reply", |t| t == "Hello, Trunk")
             .await,
         "Hello, Trunk"
+    );
+
+    // Server streaming (gRPC-Web) and bidirectional streaming (WebSocket) through the proxy too.
+    browser.type_into("#stream-name", "Proxy").await;
+    browser.type_into("#stream-count", "2").await;
+    browser.type_into("#stream-interval", "10").await;
+    browser.click("#stream-start").await;
+    let expected = vec!["Hello #1, Proxy".to_string(), "Hello #2, Proxy".to_string()];
+    assert_eq!(
+        browser
+            .wait_for_texts("#stream-messages li", &expected)
+            .await,
+        expected
+    );
+    browser
+        .type_into(
+            "#chat-name",
+            &format!("Socket{}", char::from(fantoccini::key::Key::Enter)),
+        )
+        .await;
+    let expected = vec!["Hello, Socket".to_string()];
+    assert_eq!(
+        browser
+            .wait_for_texts("#chat-log li.received", &expected)
+            .await,
+        expected
+    );
+    browser.click("#chat-end").await;
+    assert_eq!(
+        browser.wait_for_text("#chat-status", |t| t == "OK").await,
+        "OK"
     );
     browser.screenshot("trunk-serve.png").await;
     browser.close().await;

@@ -236,6 +236,33 @@ async fn unary_over_a_websocket() {
 }
 
 #[tokio::test]
+async fn a_socket_without_the_subprotocol_offer_works_too() {
+    let server = TestServer::start(|_| {}).await;
+    let request = format!("ws://{}/hello.Greeter/SayHello", server.addr)
+        .into_client_request()
+        .unwrap();
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert!(response.headers().get("sec-websocket-protocol").is_none());
+    socket.send(header_block()).await.unwrap();
+    socket
+        .send(Message::Binary(
+            protocol::encode_client_data(&grpc_frame(&hello("Plain"))).into(),
+        ))
+        .await
+        .unwrap();
+    socket.send(Message::Binary(vec![1].into())).await.unwrap();
+    let response = WsCall {
+        socket,
+        decoder: ServerFrameDecoder::default(),
+    }
+    .response()
+    .await;
+    assert_eq!(response.code(), 0);
+    assert_eq!(response.decode::<HelloReply>()[0].message, "Hello, Plain");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn server_streaming_over_a_websocket() {
     let server = TestServer::start(|_| {}).await;
     let mut call = WsCall::open(&server, "/hello.Greeter/SayHelloStream").await;

@@ -1,13 +1,25 @@
-//! The page's gRPC client: the generated `GreeterClient` over a gRPC-Web fetch channel.
+//! The page's gRPC client: the generated `GreeterClient`, over two channels.
+//!
+//! Unary and server-streaming calls go over gRPC-Web (`tonic_web_wasm_client::Client`, one `fetch`
+//! per call). Client and bidirectional streaming need a request body that streams, which `fetch`
+//! cannot do in browsers, so those go over `grpc_websocket::client::WebSocketChannel`. Both
+//! channels carry the same generated stub, unchanged.
+//!
+//! Every call takes an optional deadline, sent as `grpc-timeout` and enforced by the server.
 //!
 //! Failures come back as [`CallError`]: a gRPC status from the server, shown by its canonical code
 //! name (`INVALID_ARGUMENT: name must not be empty`), or a transport failure, shown as "cannot
 //! reach the server" rather than the browser's bare `TypeError: Failed to fetch`.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
-use hello_proto::{greeter_client::GreeterClient, HelloRequest};
-use tonic::{Code, Status};
+use futures_util::{Stream, StreamExt};
+use grpc_websocket::client::WebSocketChannel;
+use hello_proto::{
+    greeter_client::GreeterClient, greeter_stats_client::GreeterStatsClient, HelloRequest,
+    HelloStreamRequest, HelloSummary, StreamStats, StreamStatsRequest,
+};
+use tonic::{Code, Request, Status};
 use tonic_web_wasm_client::Client;
 
 /// The server the page talks to: `GREETER_SERVER_URL` when set at build time, else the page's
@@ -21,33 +33,134 @@ pub fn default_server_url() -> String {
         .unwrap_or_default()
 }
 
+/// A stream of greetings, ending with the call's status.
+pub type Greetings = std::pin::Pin<Box<dyn Stream<Item = Result<String, CallError>>>>;
+
 /// A handle on the Greeter service; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct GreeterApi {
     server_url: String,
-    client: GreeterClient<Client>,
+    /// gRPC-Web over fetch: unary and server streaming.
+    fetch: GreeterClient<Client>,
+    /// gRPC over a WebSocket per call: client and bidirectional streaming.
+    socket: GreeterClient<WebSocketChannel>,
+    stats: GreeterStatsClient<Client>,
 }
 
 impl GreeterApi {
     pub fn new(server_url: impl Into<String>) -> Self {
         let server_url = server_url.into();
-        let client = GreeterClient::new(Client::new(server_url.clone()));
-        Self { server_url, client }
+        Self {
+            fetch: GreeterClient::new(Client::new(server_url.clone())),
+            // No subprotocol offer, so the sockets also pass through `trunk serve`'s proxy.
+            socket: GreeterClient::new(
+                WebSocketChannel::new(server_url.clone()).without_subprotocol(),
+            ),
+            stats: GreeterStatsClient::new(Client::new(server_url.clone())),
+            server_url,
+        }
     }
 
     pub fn server_url(&self) -> &str {
         &self.server_url
     }
 
+    fn error(&self, status: Status) -> CallError {
+        CallError::from_status(status, &self.server_url)
+    }
+
     /// Calls `SayHello` and returns the greeting.
-    pub async fn say_hello(&self, name: String) -> Result<String, CallError> {
-        self.client
+    pub async fn say_hello(
+        &self,
+        name: String,
+        deadline: Option<Duration>,
+    ) -> Result<String, CallError> {
+        self.fetch
             .clone()
-            .say_hello(HelloRequest { name })
+            .say_hello(with_deadline(HelloRequest { name }, deadline))
             .await
             .map(|reply| reply.into_inner().message)
-            .map_err(|status| CallError::from_status(status, &self.server_url))
+            .map_err(|status| self.error(status))
     }
+
+    /// Calls `SayHelloStream`: `count` greetings, one every `interval_ms`, as they arrive. Dropping
+    /// the stream cancels the call.
+    pub async fn say_hello_stream(
+        &self,
+        request: HelloStreamRequest,
+        deadline: Option<Duration>,
+    ) -> Result<Greetings, CallError> {
+        let replies = self
+            .fetch
+            .clone()
+            .say_hello_stream(with_deadline(request, deadline))
+            .await
+            .map_err(|status| self.error(status))?
+            .into_inner();
+        Ok(self.greetings(replies))
+    }
+
+    /// Calls `SayHelloToAll` with the names `names` yields, sent as they come; the summary arrives
+    /// once `names` ends.
+    pub async fn say_hello_to_all(
+        &self,
+        names: impl Stream<Item = String> + Send + 'static,
+        deadline: Option<Duration>,
+    ) -> Result<HelloSummary, CallError> {
+        let requests = names.map(|name| HelloRequest { name });
+        self.socket
+            .clone()
+            .say_hello_to_all(with_deadline(requests, deadline))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.error(status))
+    }
+
+    /// Calls `Chat`: each name `names` yields is sent at once, and its greeting comes back on the
+    /// returned stream as soon as the server answers. Dropping the stream cancels the call.
+    pub async fn chat(
+        &self,
+        names: impl Stream<Item = String> + Send + 'static,
+        deadline: Option<Duration>,
+    ) -> Result<Greetings, CallError> {
+        let requests = names.map(|name| HelloRequest { name });
+        let replies = self
+            .socket
+            .clone()
+            .chat(with_deadline(requests, deadline))
+            .await
+            .map_err(|status| self.error(status))?
+            .into_inner();
+        Ok(self.greetings(replies))
+    }
+
+    /// The server's counts of streaming calls (started, completed, failed, cancelled, active).
+    pub async fn stream_stats(&self) -> Result<StreamStats, CallError> {
+        self.stats
+            .clone()
+            .get_stream_stats(StreamStatsRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.error(status))
+    }
+
+    fn greetings(&self, replies: tonic::Streaming<hello_proto::HelloReply>) -> Greetings {
+        let server_url = self.server_url.clone();
+        Box::pin(replies.map(move |reply| {
+            reply
+                .map(|reply| reply.message)
+                .map_err(|status| CallError::from_status(status, &server_url))
+        }))
+    }
+}
+
+/// A request carrying `deadline` as its `grpc-timeout`.
+fn with_deadline<T>(message: T, deadline: Option<Duration>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    request
 }
 
 /// Why a call failed, in terms a person can act on.
@@ -61,6 +174,14 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The error of a call the user cancelled on the page.
+    pub fn cancelled() -> Self {
+        Self::Status {
+            code: Code::Cancelled,
+            message: "cancelled on the page".into(),
+        }
+    }
+
     /// Classifies a status from the generated client. Transport failures reach it as `UNKNOWN`
     /// with the channel's own error as the source; everything else came from the server.
     pub fn from_status(status: Status, server_url: &str) -> Self {

@@ -51,7 +51,7 @@ async fn generated_stub_sees_invalid_argument() {
 #[wasm_bindgen_test]
 async fn api_reports_status_by_code_name() {
     let error = GreeterApi::new(SERVER)
-        .say_hello(" ".into())
+        .say_hello(" ".into(), None)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
@@ -68,7 +68,7 @@ async fn nothing_listening_is_a_clear_error_not_a_panic() {
     assert_eq!(status.code(), Code::Unknown);
 
     let error = GreeterApi::new(DEAD_SERVER)
-        .say_hello("Alice".into())
+        .say_hello("Alice".into(), None)
         .await
         .unwrap_err();
     assert!(

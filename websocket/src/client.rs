@@ -45,15 +45,25 @@ const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct WebSocketChannel {
     base_url: String,
+    offer_subprotocol: bool,
 }
 
 impl WebSocketChannel {
     /// A channel to the server at `base_url` (`http://` or `https://`; the socket uses `ws://` or
-    /// `wss://` on the same host).
+    /// `wss://` on the same host). Sockets offer the `grpc-websockets` subprotocol.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
+            offer_subprotocol: true,
         }
+    }
+
+    /// Opens sockets without offering the subprotocol, for a path through a proxy that does not
+    /// pass subprotocols on (a browser fails a handshake whose answer drops the one it offered).
+    /// The server half of this crate accepts both forms.
+    pub fn without_subprotocol(mut self) -> Self {
+        self.offer_subprotocol = false;
+        self
     }
 }
 
@@ -67,7 +77,7 @@ impl tower_service::Service<Request<Body>> for WebSocketChannel {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        Box::pin(call(self.base_url.clone(), request))
+        Box::pin(call(self.base_url.clone(), self.offer_subprotocol, request))
     }
 }
 
@@ -88,9 +98,17 @@ struct Socket {
 }
 
 impl Socket {
-    fn open(url: &str) -> Result<(Rc<Self>, mpsc::UnboundedReceiver<SocketEvent>), Status> {
-        let socket = WebSocket::new_with_str(url, SUBPROTOCOL)
-            .map_err(|error| Status::unavailable(format!("cannot open {url}: {error:?}")))?;
+    fn open(
+        url: &str,
+        offer_subprotocol: bool,
+    ) -> Result<(Rc<Self>, mpsc::UnboundedReceiver<SocketEvent>), Status> {
+        let socket = if offer_subprotocol {
+            WebSocket::new_with_str(url, SUBPROTOCOL)
+        } else {
+            WebSocket::new(url)
+        };
+        let socket =
+            socket.map_err(|error| Status::unavailable(format!("cannot open {url}: {error:?}")))?;
         socket.set_binary_type(BinaryType::Arraybuffer);
         let (events, received) = mpsc::unbounded();
 
@@ -161,9 +179,13 @@ fn websocket_url(base_url: &str, path: &str) -> Result<String, Status> {
     Ok(url)
 }
 
-async fn call(base_url: String, request: Request<Body>) -> Result<Response<WebSocketBody>, Status> {
+async fn call(
+    base_url: String,
+    offer_subprotocol: bool,
+    request: Request<Body>,
+) -> Result<Response<WebSocketBody>, Status> {
     let url = websocket_url(&base_url, request.uri().path())?;
-    let (socket, mut events) = Socket::open(&url)?;
+    let (socket, mut events) = Socket::open(&url, offer_subprotocol)?;
     match events.next().await {
         Some(SocketEvent::Open) => {}
         _ => {

@@ -14,7 +14,7 @@
 //!
 //! [`protocol`] holds the encoders and decoders, shared by both halves. With the `server` feature,
 //! [`server::GrpcWebSocketLayer`] turns each upgrade into a streaming HTTP request into the same
-//! tonic routes that serve native gRPC. With the `client` feature on wasm32,
+//! tonic routes that serve native gRPC. With the `client` feature (for wasm32),
 //! [`client::WebSocketChannel`] is a `tower::Service` that tonic-generated clients accept.
 
 pub mod protocol;
@@ -22,7 +22,7 @@ pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
 
-#[cfg(all(feature = "client", target_arch = "wasm32"))]
+#[cfg(feature = "client")]
 pub mod client;
 
 /// The WebSocket subprotocol of the `grpc-websockets` protocol.

@@ -98,7 +98,10 @@ pub struct GrpcWebSocket<S> {
     limits: Arc<Limits>,
 }
 
-/// Whether `request` asks for a WebSocket with the `grpc-websockets` subprotocol.
+/// Whether `request` asks for a WebSocket this layer serves: one that offers the
+/// `grpc-websockets` subprotocol, or no subprotocol at all. The second form exists for proxies
+/// that do not pass subprotocols through (`trunk serve`'s is one); a client offering only other
+/// subprotocols is left to the inner service.
 pub fn is_grpc_websocket_upgrade<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
     let has_token = |name: header::HeaderName, token: &str| {
@@ -109,7 +112,8 @@ pub fn is_grpc_websocket_upgrade<B>(request: &Request<B>) -> bool {
         })
     };
     has_token(header::UPGRADE, "websocket")
-        && has_token(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
+        && (!headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+            || has_token(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL))
 }
 
 impl<S, ResBody> Service<Request<Body>> for GrpcWebSocket<S>
@@ -171,6 +175,9 @@ where
         return bad_request("missing Sec-WebSocket-Key\n");
     };
     let accept_key = derive_accept_key(key.as_bytes());
+    let offered_subprotocol = request
+        .headers()
+        .contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _) = request.into_parts();
 
@@ -192,14 +199,16 @@ where
         }
     });
 
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key)
-        .header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
-        .body(Body::empty())
-        .expect("a valid response")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key);
+    // A client that offered subprotocols must get the chosen one back, or it fails the handshake.
+    if offered_subprotocol {
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+    }
+    response.body(Body::empty()).expect("a valid response")
 }
 
 /// How the client's side of a call ended, if it ended before the response did.

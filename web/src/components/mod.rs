@@ -1,10 +1,21 @@
-//! The page's components: [`App`] provides the client to everything below it; [`SayHello`] is the
-//! unary call's form; [`Outcome`] shows what a call returned.
+//! The page's components: [`App`] provides the client and the deadline to everything below it;
+//! one panel per RPC kind ([`SayHello`], [`ServerStream`], [`ClientStream`], [`Chat`]); and the
+//! small pieces they share ([`Outcome`], [`StatusLine`], [`DeadlineField`]).
 
 mod app;
+mod chat;
+mod client_stream;
+mod deadline;
 mod outcome;
 mod say_hello;
+mod server_stream;
+mod status_line;
 
 pub use app::App;
+pub use chat::Chat;
+pub use client_stream::ClientStream;
+pub use deadline::{Deadline, DeadlineField};
 pub use outcome::Outcome;
 pub use say_hello::SayHello;
+pub use server_stream::ServerStream;
+pub use status_line::{CallState, StatusLine};

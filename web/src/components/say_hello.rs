@@ -2,17 +2,19 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 
-use super::Outcome;
+use super::{Deadline, Outcome};
 use crate::api::GreeterApi;
 
 #[component]
 pub fn SayHello() -> impl IntoView {
     let api = expect_context::<GreeterApi>();
+    let deadline = expect_context::<Deadline>();
     let (name, set_name) = signal(String::new());
     let say_hello = Action::new_local(move |name: &String| {
         let api = api.clone();
         let name = name.clone();
-        async move { api.say_hello(name).await }
+        let deadline = deadline.get();
+        async move { api.say_hello(name, deadline).await }
     });
     let pending = say_hello.pending();
 

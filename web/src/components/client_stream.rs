@@ -1,0 +1,84 @@
+//! Client streaming: names sent one by one as they are added, and the server's summary once the
+//! user presses Finish.
+
+use futures_channel::mpsc;
+use hello_proto::HelloSummary;
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+
+use super::{CallState, Deadline, StatusLine};
+use crate::api::GreeterApi;
+
+#[component]
+pub fn ClientStream() -> impl IntoView {
+    let api = expect_context::<GreeterApi>();
+    let deadline = expect_context::<Deadline>();
+    let name = RwSignal::new(String::new());
+    let sent = RwSignal::new(Vec::<String>::new());
+    let summary = RwSignal::new(None::<HelloSummary>);
+    let state = RwSignal::new(CallState::Idle);
+    // The open call's request stream; dropping the sender ends it.
+    let names = StoredValue::new_local(None::<mpsc::UnboundedSender<String>>);
+
+    let open_call = move || {
+        let (sender, receiver) = mpsc::unbounded();
+        names.set_value(Some(sender));
+        sent.set(Vec::new());
+        summary.set(None);
+        state.set(CallState::Running);
+        let api = api.clone();
+        let deadline = deadline.get();
+        spawn_local(async move {
+            let result = api.say_hello_to_all(receiver, deadline).await;
+            names.set_value(None);
+            state.set(CallState::Ended(
+                result.as_ref().map(|_| ()).map_err(Clone::clone),
+            ));
+            summary.set(result.ok());
+        });
+    };
+    let add = move |event: SubmitEvent| {
+        event.prevent_default();
+        if names.with_value(Option::is_none) {
+            open_call();
+        }
+        let next = name.get_untracked();
+        let delivered = names.with_value(|sender| {
+            sender
+                .as_ref()
+                .is_some_and(|sender| sender.unbounded_send(next.clone()).is_ok())
+        });
+        if delivered {
+            sent.update(|all| all.push(next));
+            name.set(String::new());
+        }
+    };
+    let finish = move |_| names.set_value(None);
+    let running = move || state.get().is_running();
+
+    view! {
+        <section class="panel">
+            <h2>"Client streaming"</h2>
+            <form on:submit=add>
+                <input id="all-name" type="text" placeholder="Name" bind:value=name />
+                <button id="all-add" type="submit">"Add"</button>
+                <button id="all-finish" type="button" disabled=move || !running() on:click=finish>
+                    "Finish"
+                </button>
+            </form>
+            <p class="hint">"Sent: " <span id="all-sent">{move || sent.get().join(", ")}</span></p>
+            <ol id="all-summary">
+                {move || {
+                    summary
+                        .get()
+                        .map(|summary| {
+                            summary.messages.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()
+                        })
+                }}
+            </ol>
+            <p id="all-count">
+                {move || summary.get().map(|s| format!("{} greeted", s.count)).unwrap_or_default()}
+            </p>
+            <StatusLine id="all-status" state />
+        </section>
+    }
+}
