@@ -44,8 +44,23 @@ impl std::ops::AddAssign for Tally {
 }
 
 impl Tally {
-    /// Reads `test result: ok. 5 passed; 0 failed; ...` (libtest and wasm-bindgen-test alike).
+    /// Reads `test result: ok. 5 passed; 0 failed; ...` (libtest and wasm-bindgen-test alike), and
+    /// the `# pass N` and `# fail N` lines of node's test runner.
     pub fn parse_line(line: &str) -> Option<Self> {
+        if let Some(count) = line.strip_prefix("# pass ") {
+            return count
+                .trim()
+                .parse()
+                .ok()
+                .map(|passed| Self { passed, failed: 0 });
+        }
+        if let Some(count) = line.strip_prefix("# fail ") {
+            return count
+                .trim()
+                .parse()
+                .ok()
+                .map(|failed| Self { passed: 0, failed });
+        }
         let rest = line.trim().strip_prefix("test result: ")?;
         let count = |word: &str| -> Option<u64> {
             rest.split(';')
@@ -171,5 +186,19 @@ mod tests {
             Some(Tally { passed: 3, failed: 2 })
         );
         assert_eq!(Tally::parse_line("running 3 tests"), None);
+        assert_eq!(
+            Tally::parse_line("# pass 4"),
+            Some(Tally {
+                passed: 4,
+                failed: 0
+            })
+        );
+        assert_eq!(
+            Tally::parse_line("# fail 1"),
+            Some(Tally {
+                passed: 0,
+                failed: 1
+            })
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check and every test, in one command, with one summary line.
 //!
 //! Order: format and lint; native tests; the wasm tests in headless Chromium and then headless
-//! Firefox against a real server; the release page; the end-to-end tests. A failing step does not
+//! Firefox against a real server; third-party clients against the same server; the release page;
+//! the end-to-end tests. A failing step does not
 //! stop the later ones, so one run shows everything that is wrong.
 
 use std::{
@@ -118,6 +119,9 @@ pub fn run() -> Result {
         command.env(driver_var, driver);
         tally += process::run_tests(&mut command);
     }
+
+    println!("\nxtask: interop: third-party clients against the server");
+    tally += interop(&tools, &root, &server_url);
     server.check_running()?;
     drop(server);
 
@@ -143,6 +147,30 @@ pub fn run() -> Result {
     } else {
         Err(format!("{} failed", tally.failed))
     }
+}
+
+/// Third-party clients (pinned in interop/package-lock.json) against the running server.
+fn interop(tools: &Tools, root: &Path, server_url: &str) -> Tally {
+    let install = process::run(
+        tools
+            .command("npm")
+            .current_dir(root.join("interop"))
+            .args(["ci", "--no-audit", "--no-fund"]),
+    );
+    if let Err(error) = install {
+        eprintln!("xtask: {error}");
+        return Tally {
+            passed: 0,
+            failed: 1,
+        };
+    }
+    process::run_tests(
+        tools
+            .command("node")
+            .current_dir(root)
+            .args(["--test", "interop/"])
+            .env("GREETER_SERVER", server_url),
+    )
 }
 
 /// Builds the end-to-end test binaries and runs them directly, not under `cargo test`: cargo
