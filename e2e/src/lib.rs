@@ -34,6 +34,37 @@ pub fn dist_dir() -> PathBuf {
     dist
 }
 
+/// A Greeter server running in this process; it stops when this is dropped.
+pub struct RunningServer {
+    /// The page's URL, with a trailing slash.
+    pub url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a server with `config` (whose address may have port 0).
+pub async fn start_server(config: greeter_server::Config) -> RunningServer {
+    let listener = greeter_server::bind(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        greeter_server::serve(listener, &config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    RunningServer { url, _stop: stop }
+}
+
+/// A server on an ephemeral port serving the release page.
+pub async fn start_page_server() -> RunningServer {
+    let mut config = greeter_server::Config::new("127.0.0.1:0".parse().unwrap());
+    config.static_dir = dist_dir();
+    start_server(config).await
+}
+
 /// Where screenshots are kept.
 pub fn artifacts_dir() -> PathBuf {
     let dir = PathBuf::from(required_env("GREETER_E2E_ARTIFACTS"));

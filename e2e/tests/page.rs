@@ -3,29 +3,12 @@
 use std::time::Duration;
 
 use fantoccini::key::Key;
-use greeter_e2e::{dist_dir, Browser};
-use greeter_server::{bind, serve, Config};
-
-/// Starts the server on an ephemeral port with the release page; returns its URL.
-async fn start_server() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.static_dir = dist_dir();
-    let listener = bind(&config).await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serve(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (url, stop)
-}
+use greeter_e2e::{start_page_server, Browser};
 
 #[tokio::test]
 async fn the_served_page_greets_by_name() {
-    let (url, stop) = start_server().await;
+    let server = start_page_server().await;
+    let url = server.url.clone();
     let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     assert_eq!(browser.client.title().await.unwrap(), "Greeter");
@@ -65,18 +48,19 @@ async fn the_served_page_greets_by_name() {
     browser.screenshot("served-page-error.png").await;
 
     browser.close().await;
-    let _ = stop.send(());
+    drop(server);
 }
 
 #[tokio::test]
 async fn the_page_says_so_when_the_server_is_gone() {
-    let (url, stop) = start_server().await;
+    let server = start_page_server().await;
+    let url = server.url.clone();
     let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     browser.find("#name").await;
 
     // The page is loaded; now the server goes away.
-    stop.send(()).unwrap();
+    drop(server);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     browser

@@ -4,25 +4,8 @@
 use std::time::Duration;
 
 use fantoccini::key::Key;
-use greeter_e2e::{dist_dir, Browser};
-use greeter_server::{bind, serve, Config};
+use greeter_e2e::{start_page_server, Browser};
 use hello_proto::{greeter_stats_client::GreeterStatsClient, StreamStats, StreamStatsRequest};
-
-async fn start_server() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.static_dir = dist_dir();
-    let listener = bind(&config).await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serve(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (url, stop)
-}
 
 async fn stream_stats(url: &str) -> StreamStats {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
@@ -47,7 +30,8 @@ fn enter(text: &str) -> String {
 
 #[tokio::test]
 async fn every_rpc_kind_from_its_panel() {
-    let (url, stop) = start_server().await;
+    let server = start_page_server().await;
+    let url = server.url.clone();
     let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
 
@@ -153,5 +137,5 @@ async fn every_rpc_kind_from_its_panel() {
     browser.screenshot("deadline-exceeded.png").await;
 
     browser.close().await;
-    let _ = stop.send(());
+    drop(server);
 }

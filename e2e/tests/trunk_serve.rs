@@ -4,8 +4,8 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use greeter_e2e::{free_port, required_env, wait_for_port, Browser, ChildGuard};
-use greeter_server::{bind, serve, Config};
+use greeter_e2e::{free_port, required_env, start_server, wait_for_port, Browser, ChildGuard};
+use greeter_server::Config;
 
 #[tokio::test]
 async fn trunk_serve_proxies_calls_to_the_server() {
@@ -14,17 +14,7 @@ async fn trunk_serve_proxies_calls_to_the_server() {
     // from another origin is refused unless it is allowed.
     let mut config = Config::new(greeter_server::config::DEFAULT_ADDR.parse().unwrap());
     config.dev = true;
-    let listener = bind(&config).await.unwrap_or_else(|e| {
-        panic!("{e}: this test needs the default address free (is `cargo xtask run` running?)")
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        serve(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let server = start_server(config).await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let port = free_port();
@@ -94,6 +84,5 @@ async fn trunk_serve_proxies_calls_to_the_server() {
     browser.close().await;
 
     drop(trunk);
-    let _ = stop.send(());
-    server.await.unwrap();
+    drop(server);
 }

@@ -5,10 +5,12 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use greeter_web::App;
 use leptos::{mount::mount_to, prelude::*};
+use support::sleep_ms;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use web_sys::{Event, HtmlButtonElement, HtmlElement, HtmlInputElement};
 
@@ -77,16 +79,6 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         self.root.remove();
     }
-}
-
-async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-            .unwrap();
-    });
-    JsFuture::from(promise).await.unwrap();
 }
 
 #[wasm_bindgen_test]

@@ -9,12 +9,15 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use std::time::Duration;
 
 use futures_channel::mpsc;
 use futures_util::{stream, StreamExt};
 use greeter_web::api::{CallError, GreeterApi};
 use hello_proto::HelloStreamRequest;
+use support::sleep_ms;
 use tonic::Code;
 use wasm_bindgen_test::*;
 
@@ -226,14 +229,4 @@ async fn websocket_calls_to_a_dead_server_are_unavailable() {
         error.to_string().contains("cannot reach the server"),
         "{error}"
     );
-}
-
-async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-            .unwrap();
-    });
-    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
 }

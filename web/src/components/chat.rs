@@ -1,11 +1,10 @@
 //! Bidirectional streaming as a conversation: each name is sent as soon as it is entered, and its
 //! greeting appears as soon as the server answers, both directions open until End.
 
-use futures_channel::mpsc;
 use futures_util::StreamExt;
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, StatusLine};
+use super::{CallState, Deadline, NameStream, StatusLine};
 use crate::api::GreeterApi;
 
 /// One line of the conversation.
@@ -22,11 +21,10 @@ pub fn Chat() -> impl IntoView {
     let name = RwSignal::new(String::new());
     let lines = RwSignal::new(Vec::<Line>::new());
     let state = RwSignal::new(CallState::Idle);
-    let names = StoredValue::new_local(None::<mpsc::UnboundedSender<String>>);
+    let names = NameStream::new();
 
     let open_call = move || {
-        let (sender, receiver) = mpsc::unbounded();
-        names.set_value(Some(sender));
+        let receiver = names.open();
         lines.set(Vec::new());
         state.set(CallState::Running);
         let api = api.clone();
@@ -41,27 +39,22 @@ pub fn Chat() -> impl IntoView {
                 Ok(())
             };
             let result = call.await;
-            names.set_value(None);
+            names.close();
             state.set(CallState::Ended(result));
         });
     };
     let send = move |event: SubmitEvent| {
         event.prevent_default();
-        if names.with_value(Option::is_none) {
+        if !names.is_open() {
             open_call();
         }
         let next = name.get_untracked();
-        let delivered = names.with_value(|sender| {
-            sender
-                .as_ref()
-                .is_some_and(|sender| sender.unbounded_send(next.clone()).is_ok())
-        });
-        if delivered {
+        if names.send(next.clone()) {
             lines.update(|all| all.push(Line::Sent(next)));
             name.set(String::new());
         }
     };
-    let end = move |_| names.set_value(None);
+    let end = move |_| names.close();
     let running = move || state.get().is_running();
 
     view! {

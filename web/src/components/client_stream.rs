@@ -1,11 +1,10 @@
 //! Client streaming: names sent one by one as they are added, and the server's summary once the
 //! user presses Finish.
 
-use futures_channel::mpsc;
 use hello_proto::HelloSummary;
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, StatusLine};
+use super::{CallState, Deadline, NameStream, StatusLine};
 use crate::api::GreeterApi;
 
 #[component]
@@ -16,12 +15,10 @@ pub fn ClientStream() -> impl IntoView {
     let sent = RwSignal::new(Vec::<String>::new());
     let summary = RwSignal::new(None::<HelloSummary>);
     let state = RwSignal::new(CallState::Idle);
-    // The open call's request stream; dropping the sender ends it.
-    let names = StoredValue::new_local(None::<mpsc::UnboundedSender<String>>);
+    let names = NameStream::new();
 
     let open_call = move || {
-        let (sender, receiver) = mpsc::unbounded();
-        names.set_value(Some(sender));
+        let receiver = names.open();
         sent.set(Vec::new());
         summary.set(None);
         state.set(CallState::Running);
@@ -29,7 +26,7 @@ pub fn ClientStream() -> impl IntoView {
         let deadline = deadline.get();
         spawn_local(async move {
             let result = api.say_hello_to_all(receiver, deadline).await;
-            names.set_value(None);
+            names.close();
             state.set(CallState::Ended(
                 result.as_ref().map(|_| ()).map_err(Clone::clone),
             ));
@@ -38,21 +35,16 @@ pub fn ClientStream() -> impl IntoView {
     };
     let add = move |event: SubmitEvent| {
         event.prevent_default();
-        if names.with_value(Option::is_none) {
+        if !names.is_open() {
             open_call();
         }
         let next = name.get_untracked();
-        let delivered = names.with_value(|sender| {
-            sender
-                .as_ref()
-                .is_some_and(|sender| sender.unbounded_send(next.clone()).is_ok())
-        });
-        if delivered {
+        if names.send(next.clone()) {
             sent.update(|all| all.push(next));
             name.set(String::new());
         }
     };
-    let finish = move |_| names.set_value(None);
+    let finish = move |_| names.close();
     let running = move || state.get().is_running();
 
     view! {
