@@ -1,5 +1,5 @@
 //! Assembles the HTTP application: the gRPC services (each behind the gRPC-Web translation), the
-//! page as the fallback, and the CORS policy around both.
+//! operational ones (health, reflection), the page as the fallback, and the CORS policy around all.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use axum::Router;
 use grpc_websocket::server::GrpcWebSocketLayer;
 use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
 use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
 use tower::Layer;
 
@@ -16,17 +17,44 @@ use crate::{
     web_assets, Config, GreeterService,
 };
 
+/// The gRPC services this server hosts, by their full names, as health checks name them.
+pub const SERVICE_NAMES: [&str; 2] = ["hello.Greeter", "hello.GreeterStats"];
+
+/// The application, and the handle that reports its health.
+pub struct App {
+    pub router: Router,
+    pub health: HealthReporter,
+}
+
 /// The whole application as one router: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
-pub fn app(config: &Config) -> Router {
+pub fn app(config: &Config) -> App {
     let policy = Arc::new(OriginPolicy::from_config(config));
     let streams = Arc::new(StreamCounters::default());
     let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams)));
     let stats = GreeterStatsServer::new(StatsService::new(streams));
-    Routes::new(GrpcWebLayer::new().layer(greeter))
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Reflection describes every service here, so tools such as grpcurl need no .proto files.
+    // v1 and the older v1alpha, which many tools still ask for first.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(hello_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+
+    let router = Routes::new(GrpcWebLayer::new().layer(greeter))
         .add_service(GrpcWebLayer::new().layer(stats))
+        .add_service(GrpcWebLayer::new().layer(health_service))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
         .fallback_service(web_assets::fallback(&config.static_dir))
@@ -36,5 +64,6 @@ pub fn app(config: &Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             policy,
             enforce_origin_policy,
-        ))
+        ));
+    App { router, health }
 }

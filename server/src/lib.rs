@@ -50,6 +50,21 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve::serve_router(listener, app(config), shutdown).await?;
+    let app::App { router, health } = app(config);
+    for service in app::SERVICE_NAMES {
+        health
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let shutdown = async {
+        shutdown.await;
+        // Health checks say so first, so load balancers stop sending new calls while we drain.
+        for service in app::SERVICE_NAMES.into_iter().chain([""]) {
+            health
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    };
+    serve::serve_router(listener, router, shutdown).await?;
     Ok(())
 }
