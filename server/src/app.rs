@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use grpc_websocket::server::GrpcWebSocketLayer;
 use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
@@ -20,10 +21,11 @@ use crate::{
 /// The gRPC services this server hosts, by their full names, as health checks name them.
 pub const SERVICE_NAMES: [&str; 2] = ["hello.Greeter", "hello.GreeterStats"];
 
-/// The application, and the handle that reports its health.
+/// The application, the handle that reports its health, and the signal that ends its streams.
 pub struct App {
     pub router: Router,
     pub health: HealthReporter,
+    pub shutdown: CancellationToken,
 }
 
 /// The whole application as one router: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
@@ -33,7 +35,8 @@ pub struct App {
 pub fn app(config: &Config) -> App {
     let policy = Arc::new(OriginPolicy::from_config(config));
     let streams = Arc::new(StreamCounters::default());
-    let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams)));
+    let shutdown = CancellationToken::new();
+    let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams), shutdown.clone()));
     let stats = GreeterStatsServer::new(StatsService::new(streams));
     let (health, health_service) = tonic_health::server::health_reporter();
     // Reflection describes every service here, so tools such as grpcurl need no .proto files.
@@ -65,5 +68,9 @@ pub fn app(config: &Config) -> App {
             policy,
             enforce_origin_policy,
         ));
-    App { router, health }
+    App {
+        router,
+        health,
+        shutdown,
+    }
 }

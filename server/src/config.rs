@@ -3,7 +3,7 @@
 //! Every value is checked while parsing, so a bad one stops start-up with a message that names the
 //! flag instead of failing later at the first request.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use http::HeaderValue;
@@ -39,6 +39,11 @@ pub struct Config {
     )]
     pub allow_origins: Vec<HeaderValue>,
 
+    /// On SIGINT or SIGTERM: how long open calls may take to finish before their connections are
+    /// closed. Streams end at once with UNAVAILABLE; unary calls in flight complete.
+    #[arg(long, env = "GREETER_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
     /// Development mode: also allow any loopback origin (http://localhost:PORT,
     /// http://127.0.0.1:PORT, http://[::1]:PORT), as used by `trunk serve` and wasm-bindgen-test.
     #[arg(long, env = "GREETER_DEV")]
@@ -52,8 +57,26 @@ impl Config {
             addr,
             static_dir: PathBuf::from("dist"),
             allow_origins: Vec::new(),
+            drain_timeout: Duration::from_secs(10),
             dev: false,
         }
+    }
+}
+
+/// A duration as a number and a unit: `500ms`, `10s`, `2m`.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{value}` has no unit: use ms, s or m (e.g. 10s)"))?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` does not start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("`{value}`: the unit must be ms, s or m")),
     }
 }
 
@@ -87,6 +110,14 @@ mod tests {
     }
 
     #[test]
+    fn durations_take_a_unit() {
+        let config =
+            Config::try_parse_from(["greeter-server", "--drain-timeout", "250ms"]).unwrap();
+        assert_eq!(config.drain_timeout, Duration::from_millis(250));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
     fn origins_are_repeatable() {
         let config = Config::try_parse_from([
             "greeter-server",
@@ -112,6 +143,8 @@ mod tests {
             ],
             ["greeter-server", "--allow-origin", "*"],
             ["greeter-server", "--allow-origin", "ftp://example.com"],
+            ["greeter-server", "--drain-timeout", "10"],
+            ["greeter-server", "--drain-timeout", "5h"],
         ] {
             let error = Config::try_parse_from(args).unwrap_err().to_string();
             assert!(error.contains(args[1]), "{error}");

@@ -3,7 +3,8 @@
 //!
 //! Every stream is a lazily polled `Stream`, not a spawned task: when the client goes away, the
 //! transport drops the stream and its work stops at once. Each one also honours the call's
-//! deadline and reports how it ended to [`StreamCounters`].
+//! deadline, ends with UNAVAILABLE (not a reset) when the server shuts down, and reports how it
+//! ended to [`StreamCounters`].
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
@@ -12,6 +13,7 @@ use hello_proto::{
     greeter_server::Greeter, HelloReply, HelloRequest, HelloStreamRequest, HelloSummary,
 };
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -34,13 +36,19 @@ type ReplyStream = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>
 #[derive(Debug, Default, Clone)]
 pub struct GreeterService {
     streams: Arc<StreamCounters>,
+    shutdown: CancellationToken,
 }
 
 impl GreeterService {
-    /// A Greeter that reports its streams to `streams`.
-    pub fn new(streams: Arc<StreamCounters>) -> Self {
-        Self { streams }
+    /// A Greeter that reports its streams to `streams` and ends them when `shutdown` fires.
+    pub fn new(streams: Arc<StreamCounters>, shutdown: CancellationToken) -> Self {
+        Self { streams, shutdown }
     }
+}
+
+/// The status open streams end with when the server shuts down.
+pub fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; retry the call")
 }
 
 #[tonic::async_trait]
@@ -80,18 +88,27 @@ impl Greeter for GreeterService {
         let interval = Duration::from_millis(interval_ms.into());
 
         let mut guard = self.streams.start("SayHelloStream");
+        let shutdown = self.shutdown.clone();
         let stream = async_stream::stream! {
             let mut next_at = Instant::now();
             for i in 1..=count {
                 if i > 1 {
                     next_at += interval;
-                    if deadline.is_some_and(|deadline| deadline < next_at) {
-                        tokio::time::sleep_until(deadline.unwrap_or(next_at)).await;
+                    let past_deadline = deadline.is_some_and(|deadline| deadline < next_at);
+                    let wake_at = if past_deadline { deadline.unwrap_or(next_at) } else { next_at };
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake_at) => {}
+                        () = shutdown.cancelled() => {
+                            guard.finish(Outcome::Failed);
+                            yield Err(shutting_down());
+                            return;
+                        }
+                    }
+                    if past_deadline {
                         guard.finish(Outcome::Failed);
                         yield Err(deadline::exceeded());
                         return;
                     }
-                    tokio::time::sleep_until(next_at).await;
                 }
                 yield Ok(HelloReply { message: format!("Hello #{i}, {name}") });
             }
@@ -120,6 +137,13 @@ impl Greeter for GreeterService {
             }
             Ok(messages)
         };
+        let shutdown = self.shutdown.clone();
+        let collect = async {
+            tokio::select! {
+                result = collect => result,
+                () = shutdown.cancelled() => Err(shutting_down()),
+            }
+        };
         let messages = guard.finish_with(deadline::within(deadline, collect).await)?;
         Ok(Response::new(HelloSummary {
             count: messages.len() as u32,
@@ -134,10 +158,14 @@ impl Greeter for GreeterService {
         let deadline = deadline::deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("Chat");
+        let shutdown = self.shutdown.clone();
         let stream = async_stream::stream! {
             let mut received = 0;
             loop {
-                let next = deadline::within(deadline, names.message()).await;
+                let next = tokio::select! {
+                    next = deadline::within(deadline, names.message()) => next,
+                    () = shutdown.cancelled() => Err(shutting_down()),
+                };
                 let name = match next {
                     Ok(Some(HelloRequest { name })) => name,
                     Ok(None) => {

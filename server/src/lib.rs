@@ -50,7 +50,11 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let app::App { router, health } = app(config);
+    let app::App {
+        router,
+        health,
+        shutdown: end_streams,
+    } = app(config);
     for service in app::SERVICE_NAMES {
         health
             .set_service_status(service, tonic_health::ServingStatus::Serving)
@@ -64,7 +68,9 @@ pub async fn serve(
                 .set_service_status(service, tonic_health::ServingStatus::NotServing)
                 .await;
         }
+        // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
+        end_streams.cancel();
     };
-    serve::serve_router(listener, router, shutdown).await?;
+    serve::serve_router(listener, router, shutdown, config.drain_timeout).await?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! server has none).
 //!
 //! On shutdown the listener closes first, then each connection is told to finish: HTTP/2 gets a
-//! GOAWAY, HTTP/1.1 closes after its current response, and the loop waits for them to drain.
+//! GOAWAY, HTTP/1.1 closes after its current response, and the loop waits for them to drain, for
+//! at most the drain timeout; connections still open then are closed.
 
 use std::{future::Future, io, time::Duration};
 
@@ -18,11 +19,13 @@ use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains open connections.
+/// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
+/// most `drain_timeout`.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -67,6 +70,14 @@ pub async fn serve_router(
     }
 
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?drain_timeout,
+            "connections still open after the drain timeout; closing them"
+        );
+    }
     Ok(())
 }

@@ -55,13 +55,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The server's own refusals (bad arguments, the deadline) are failures; any other error on a
+    /// The server's own refusals (bad arguments, the deadline, shutting down) are failures; any other error on a
     /// stream comes from the transport: the client reset or dropped it.
     pub fn of_error(status: &Status) -> Self {
         match status.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::DeadlineExceeded
-            | tonic::Code::ResourceExhausted => Self::Failed,
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unavailable => Self::Failed,
             _ => Self::Cancelled,
         }
     }
