@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use grpc_websocket::server::GrpcWebSocketLayer;
+use grpc_websocket::server::{GrpcWebSocketLayer, Limits as WebSocketLimits};
 use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -14,6 +14,7 @@ use tower::Layer;
 
 use crate::{
     cors::{enforce_origin_policy, OriginPolicy},
+    limits::{limit_calls, CallLimit},
     stats::{StatsService, StreamCounters},
     web_assets, Config, GreeterService,
 };
@@ -36,7 +37,15 @@ pub fn app(config: &Config) -> App {
     let policy = Arc::new(OriginPolicy::from_config(config));
     let streams = Arc::new(StreamCounters::default());
     let shutdown = CancellationToken::new();
-    let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams), shutdown.clone()));
+    let max_message_size = config.max_message_size as usize;
+    let greeter = GreeterServer::new(GreeterService::new(
+        Arc::clone(&streams),
+        shutdown.clone(),
+        config.max_call_duration,
+    ))
+    .max_decoding_message_size(max_message_size)
+    .max_encoding_message_size(max_message_size);
+    let call_limit = CallLimit::new(config.max_concurrent_calls);
     let stats = GreeterStatsServer::new(StatsService::new(streams));
     let (health, health_service) = tonic_health::server::health_reporter();
     // Reflection describes every service here, so tools such as grpcurl need no .proto files.
@@ -60,9 +69,17 @@ pub fn app(config: &Config) -> App {
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
+        // Every gRPC call, on any transport, counts against the limit; the page does not.
+        .route_layer(axum::middleware::from_fn_with_state(
+            call_limit,
+            limit_calls,
+        ))
         .fallback_service(web_assets::fallback(&config.static_dir))
         // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
-        .layer(GrpcWebSocketLayer::default())
+        .layer(GrpcWebSocketLayer::new(WebSocketLimits {
+            max_message_size,
+            ..WebSocketLimits::default()
+        }))
         .layer(policy.layer())
         .layer(axum::middleware::from_fn_with_state(
             policy,

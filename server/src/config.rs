@@ -44,6 +44,42 @@ pub struct Config {
     #[arg(long, env = "GREETER_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
+    /// The largest gRPC message accepted or sent, in bytes (both directions, every transport).
+    /// A larger one ends its call with OUT_OF_RANGE.
+    #[arg(long, env = "GREETER_MAX_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_message_size: u32,
+
+    /// Calls in progress at once, streams included, across all connections. Beyond it, new calls
+    /// fail at once with RESOURCE_EXHAUSTED instead of queueing.
+    #[arg(long, env = "GREETER_MAX_CONCURRENT_CALLS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_calls: u32,
+
+    /// Concurrent HTTP/2 streams one connection may open (advertised to the client).
+    #[arg(long, env = "GREETER_MAX_STREAMS_PER_CONNECTION", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
+
+    /// Open connections at once; beyond it, new connections wait in the listen backlog.
+    #[arg(long, env = "GREETER_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How long a client may take to send a request's headers (HTTP/1.1) before the connection is
+    /// closed: the defence against slow-header (slowloris) clients.
+    #[arg(long, env = "GREETER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// The longest any call may run, whatever deadline the client asks for (none by default).
+    #[arg(long, env = "GREETER_MAX_CALL_DURATION", value_parser = parse_duration)]
+    pub max_call_duration: Option<Duration>,
+
+    /// Log format: `text` for people, `json` for log collectors. RUST_LOG sets the level
+    /// (default: info).
+    #[arg(long, env = "GREETER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Development mode: also allow any loopback origin (http://localhost:PORT,
     /// http://127.0.0.1:PORT, http://[::1]:PORT), as used by `trunk serve` and wasm-bindgen-test.
     #[arg(long, env = "GREETER_DEV")]
@@ -58,9 +94,22 @@ impl Config {
             static_dir: PathBuf::from("dist"),
             allow_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
+            max_message_size: 4 * 1024 * 1024,
+            max_concurrent_calls: 10_000,
+            max_streams_per_connection: 200,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_call_duration: None,
+            log_format: LogFormat::Text,
             dev: false,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A duration as a number and a unit: `500ms`, `10s`, `2m`.
@@ -145,6 +194,10 @@ mod tests {
             ["greeter-server", "--allow-origin", "ftp://example.com"],
             ["greeter-server", "--drain-timeout", "10"],
             ["greeter-server", "--drain-timeout", "5h"],
+            ["greeter-server", "--max-message-size", "12"],
+            ["greeter-server", "--max-concurrent-calls", "0"],
+            ["greeter-server", "--log-format", "xml"],
+            ["greeter-server", "--header-read-timeout", "soon"],
         ] {
             let error = Config::try_parse_from(args).unwrap_err().to_string();
             assert!(error.contains(args[1]), "{error}");

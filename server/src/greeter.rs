@@ -37,12 +37,31 @@ type ReplyStream = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>
 pub struct GreeterService {
     streams: Arc<StreamCounters>,
     shutdown: CancellationToken,
+    max_call_duration: Option<Duration>,
 }
 
 impl GreeterService {
-    /// A Greeter that reports its streams to `streams` and ends them when `shutdown` fires.
-    pub fn new(streams: Arc<StreamCounters>, shutdown: CancellationToken) -> Self {
-        Self { streams, shutdown }
+    /// A Greeter that reports its streams to `streams`, ends them when `shutdown` fires, and lets
+    /// no call run longer than `max_call_duration`.
+    pub fn new(
+        streams: Arc<StreamCounters>,
+        shutdown: CancellationToken,
+        max_call_duration: Option<Duration>,
+    ) -> Self {
+        Self {
+            streams,
+            shutdown,
+            max_call_duration,
+        }
+    }
+
+    /// The call's deadline: the client's, capped by the server's longest call.
+    fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
+        let server_limit = self.max_call_duration.map(|limit| Instant::now() + limit);
+        match (deadline::deadline(metadata), server_limit) {
+            (Some(client), Some(server)) => Some(client.min(server)),
+            (client, server) => client.or(server),
+        }
     }
 }
 
@@ -76,7 +95,7 @@ impl Greeter for GreeterService {
         &self,
         request: Request<HelloStreamRequest>,
     ) -> Result<Response<ReplyStream>, Status> {
-        let deadline = deadline::deadline(request.metadata());
+        let deadline = self.deadline(request.metadata());
         let HelloStreamRequest {
             name,
             count,
@@ -121,7 +140,7 @@ impl Greeter for GreeterService {
         &self,
         request: Request<Streaming<HelloRequest>>,
     ) -> Result<Response<HelloSummary>, Status> {
-        let deadline = deadline::deadline(request.metadata());
+        let deadline = self.deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("SayHelloToAll");
         let collect = async {
@@ -155,7 +174,7 @@ impl Greeter for GreeterService {
         &self,
         request: Request<Streaming<HelloRequest>>,
     ) -> Result<Response<ReplyStream>, Status> {
-        let deadline = deadline::deadline(request.metadata());
+        let deadline = self.deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("Chat");
         let shutdown = self.shutdown.clone();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod deadline;
 pub mod greeter;
+pub mod limits;
 pub mod serve;
 pub mod stats;
 pub mod web_assets;
@@ -71,6 +72,6 @@ pub async fn serve(
         // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
         end_streams.cancel();
     };
-    serve::serve_router(listener, router, shutdown, config.drain_timeout).await?;
+    serve::serve_router(listener, router, shutdown, config).await?;
     Ok(())
 }

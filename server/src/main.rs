@@ -1,18 +1,20 @@
 //! `greeter-server`: serves the Greeter and the web page on one port until Ctrl-C or SIGTERM.
 
 use clap::Parser;
-use greeter_server::{bind, serve, Config};
+use greeter_server::{bind, config::LogFormat, serve, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-
     let config = Config::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+
     let listener = bind(&config).await?;
     tracing::info!(
         "listening on http://{} (native gRPC, gRPC-Web and the page)",

@@ -6,7 +6,7 @@
 //! GOAWAY, HTTP/1.1 closes after its current response, and the loop waits for them to drain, for
 //! at most the drain timeout; connections still open then are closed.
 
-use std::{future::Future, io, time::Duration};
+use std::{future::Future, io, sync::Arc, time::Duration};
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -15,28 +15,46 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
+use crate::Config;
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
-/// most `drain_timeout`.
+/// most the configured drain timeout.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
-    drain_timeout: Duration,
+    config: &Config,
 ) -> io::Result<()> {
+    let drain_timeout = config.drain_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        // Bounds the request head: larger headers get 431.
+        .max_buf_size(64 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_streams_per_connection)
+        .max_header_list_size(64 * 1024)
+        // Pings find dead peers behind NATs and idle proxies; an unanswered one closes the connection.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
+    let connections = Arc::new(Semaphore::new(config.max_connections as usize));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
     loop {
+        // At the cap, wait for a connection to close; new ones queue in the listen backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -66,6 +84,7 @@ pub async fn serve_router(
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            drop(permit);
         });
     }
 

@@ -62,6 +62,7 @@ impl Outcome {
             tonic::Code::InvalidArgument
             | tonic::Code::DeadlineExceeded
             | tonic::Code::ResourceExhausted
+            | tonic::Code::OutOfRange
             | tonic::Code::Unavailable => Self::Failed,
             _ => Self::Cancelled,
         }

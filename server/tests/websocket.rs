@@ -380,7 +380,7 @@ async fn bad_input_ends_that_call_with_a_clear_status() {
         (
             "oversized frame",
             vec![header_block(), Message::Binary(oversized.into())],
-            8,
+            11,
             "grpc-websockets: gRPC message of 5242881 bytes exceeds the limit of 4194304 bytes",
         ),
         (

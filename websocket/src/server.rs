@@ -332,7 +332,7 @@ async fn read_client(
             Some(Err(error)) => {
                 return match error {
                     tokio_tungstenite::tungstenite::Error::Capacity(error) => {
-                        ClientEnd::Violation(violation(&error.to_string(), Code::ResourceExhausted))
+                        ClientEnd::Violation(violation(&error.to_string(), Code::OutOfRange))
                     }
                     _ => ClientEnd::Vanished,
                 }
@@ -366,8 +366,9 @@ async fn read_client(
                     ));
                 }
             }
+            // OUT_OF_RANGE, as tonic's own decoder reports a message over the limit.
             Err(error @ ProtocolError::TooLarge { .. }) => {
-                return ClientEnd::Violation(violation(&error.to_string(), Code::ResourceExhausted))
+                return ClientEnd::Violation(violation(&error.to_string(), Code::OutOfRange))
             }
             Err(error) => {
                 return ClientEnd::Violation(violation(&error.to_string(), Code::InvalidArgument))
