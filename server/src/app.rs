@@ -1,7 +1,7 @@
 //! Assembles the HTTP application: the gRPC services (each behind the gRPC-Web translation), the
 //! operational ones (health, reflection), the page as the fallback, and the CORS policy around all.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use axum::Router;
 use grpc_websocket::server::{GrpcWebSocketLayer, Limits as WebSocketLimits};
@@ -16,8 +16,29 @@ use crate::{
     cors::{enforce_origin_policy, OriginPolicy},
     limits::{limit_calls, CallLimit},
     stats::{StatsService, StreamCounters},
-    web_assets, Config, GreeterService,
+    web_assets::{self, AssetStore},
+    Config, GreeterService,
 };
+
+/// The page to serve: from `--static-dir`, else embedded in the binary, else from `./dist`.
+fn page(config: &Config) -> AssetStore {
+    let (source, store) = match (&config.static_dir, AssetStore::embedded()) {
+        (Some(dir), _) => (dir.display().to_string(), AssetStore::from_dir(dir)),
+        (None, Some(embedded)) => ("the binary".to_owned(), Ok(embedded)),
+        (None, None) => ("dist".to_owned(), AssetStore::from_dir(Path::new("dist"))),
+    };
+    match store {
+        Ok(store) if !store.is_empty() => {
+            tracing::info!(files = store.len(), "serving the page from {source}");
+            store
+        }
+        Ok(store) => store,
+        Err(error) => {
+            tracing::warn!(%error, "no page from {source}: build it with `cargo xtask run` (or `trunk build --release`)");
+            AssetStore::default()
+        }
+    }
+}
 
 /// The gRPC services this server hosts, by their full names, as health checks name them.
 pub const SERVICE_NAMES: [&str; 2] = ["hello.Greeter", "hello.GreeterStats"];
@@ -74,7 +95,7 @@ pub fn app(config: &Config) -> App {
             call_limit,
             limit_calls,
         ))
-        .fallback_service(web_assets::fallback(&config.static_dir))
+        .fallback_service(web_assets::fallback(Arc::new(page(config))))
         // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
         .layer(GrpcWebSocketLayer::new(WebSocketLimits {
             max_message_size,

@@ -23,10 +23,10 @@ pub struct Config {
     #[arg(long, env = "GREETER_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
 
-    /// Directory holding the built page (trunk's `dist`): `/` serves its index.html, and any path
-    /// that is not a file falls back to it.
-    #[arg(long, env = "GREETER_STATIC_DIR", default_value = "dist")]
-    pub static_dir: PathBuf,
+    /// Serve the page from this directory (trunk's `dist`) instead of the copy embedded in the
+    /// binary. Without it: the embedded page of a release build, else `./dist`.
+    #[arg(long, env = "GREETER_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 
     /// An origin (scheme://host[:port]) allowed to call the API from a page served elsewhere.
     /// Repeat the flag, or separate origins with commas in the environment variable.
@@ -91,7 +91,7 @@ impl Config {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            static_dir: PathBuf::from("dist"),
+            static_dir: None,
             allow_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
             max_message_size: 4 * 1024 * 1024,

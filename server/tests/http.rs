@@ -32,7 +32,11 @@ async fn serves_the_page_at_root_and_for_unknown_paths() {
     for path in ["/", "/index.html", "/some/app/route", "/missing.js"] {
         let reply = send(&client, get(&server, path)).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
-        assert_eq!(reply.header("content-type"), Some("text/html"), "{path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
         assert_eq!(reply.body, INDEX_HTML, "{path}");
     }
     server.stop().await;
@@ -42,38 +46,164 @@ async fn serves_the_page_at_root_and_for_unknown_paths() {
 async fn serves_assets_with_their_content_types() {
     let server = TestServer::start(|_| {}).await;
     let client = http1_client();
-    let wasm = send(&client, get(&server, "/assets/app-0123abcd_bg.wasm")).await;
+    let wasm = send(
+        &client,
+        get(&server, "/assets/app-0123456789abcdef_bg.wasm"),
+    )
+    .await;
     assert_eq!(wasm.status, StatusCode::OK);
     assert_eq!(wasm.header("content-type"), Some("application/wasm"));
     assert_eq!(&wasm.body[..4], b"\0asm");
 
-    let js = send(&client, get(&server, "/assets/app-0123abcd.js")).await;
+    let js = send(&client, get(&server, "/app-0123456789abcdef.js")).await;
     assert_eq!(js.status, StatusCode::OK);
-    assert_eq!(js.header("content-type"), Some("text/javascript"));
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("x-content-type-options"), Some("nosniff"));
+    server.stop().await;
+}
+
+fn get_with(server: &TestServer, path: &str, name: &str, value: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("{}{path}", server.url()))
+        .header(name, value)
+        .body(Full::default())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serves_brotli_or_gzip_as_the_browser_prefers() {
+    use std::io::Read;
+    let server = TestServer::start(|_| {}).await;
+    let client = http1_client();
+    let path = "/app-0123456789abcdef.js";
+    let original = "export default 1;\n".repeat(200);
+
+    let br = send(
+        &client,
+        get_with(&server, path, "accept-encoding", "gzip, deflate, br"),
+    )
+    .await;
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert_eq!(br.header("vary"), Some("accept-encoding"));
+    let mut decoded = String::new();
+    brotli::Decompressor::new(&br.body[..], 4096)
+        .read_to_string(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, original);
+    assert!(
+        br.body.len() < original.len() / 10,
+        "{} bytes",
+        br.body.len()
+    );
+
+    let gzip = send(&client, get_with(&server, path, "accept-encoding", "gzip")).await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    let mut decoded = String::new();
+    flate2::read::GzDecoder::new(&gzip.body[..])
+        .read_to_string(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, original);
+
+    let plain = send(&client, get(&server, path)).await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, original);
     server.stop().await;
 }
 
 #[tokio::test]
-async fn path_traversal_does_not_leave_the_page_directory() {
+async fn etags_give_304_and_caching_follows_the_file_name() {
+    let server = TestServer::start(|_| {}).await;
+    let client = http1_client();
+    for (path, cache_control) in [
+        ("/", "no-cache"),
+        (
+            "/app-0123456789abcdef.js",
+            "public, max-age=31536000, immutable",
+        ),
+    ] {
+        let first = send(&client, get(&server, path)).await;
+        assert_eq!(first.header("cache-control"), Some(cache_control), "{path}");
+        let etag = first.header("etag").unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+
+        let again = send(&client, get_with(&server, path, "if-none-match", &etag)).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.body.is_empty());
+        let changed = send(
+            &client,
+            get_with(&server, path, "if-none-match", "\"other\""),
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{path}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_carries_a_content_security_policy() {
+    use base64::Engine;
+    use sha2::Digest;
+    let server = TestServer::start(|_| {}).await;
+    let reply = send(&http1_client(), get(&server, "/")).await;
+    let csp = reply.header("content-security-policy").unwrap();
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(support::INLINE_SCRIPT.as_bytes()));
+    let host = server.addr;
+    assert_eq!(
+        csp,
+        format!(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'sha256-{hash}'; \
+             connect-src 'self' ws://{host} wss://{host}; img-src 'self' data:; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_answers_get_and_head_only() {
+    let server = TestServer::start(|_| {}).await;
+    let client = http1_client();
+    let head = send(
+        &client,
+        Request::head(format!("{}/", server.url()))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(INDEX_HTML.len().to_string().as_str())
+    );
+    let post = send(
+        &client,
+        Request::post(format!("{}/", server.url()))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn path_traversal_is_refused() {
     let server = TestServer::start(|_| {}).await;
     let client = http1_client();
     for path in [
         "/../Cargo.toml",
         "/assets/../../etc/passwd",
         "/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/..%2f..%2fetc/passwd",
     ] {
         let reply = send(&client, get(&server, path)).await;
-        assert!(
-            reply.status == StatusCode::NOT_FOUND
-                || reply.status == StatusCode::BAD_REQUEST
-                || reply.body == INDEX_HTML,
-            "{path}: {}",
-            reply.status
-        );
-        assert!(
-            !String::from_utf8_lossy(&reply.body).contains("root:"),
-            "{path}"
-        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(reply.body, "invalid path\n", "{path}");
     }
     server.stop().await;
 }

@@ -68,13 +68,12 @@ fn main() -> ExitCode {
 fn run(server_args: &[String]) -> Result {
     let tools = setup::tools(false)?;
     page::build_release(&tools)?;
-    let dist = workspace_root().join("dist");
+    // The release build embeds the page just built: the server binary alone is the whole app.
     println!("xtask: starting the server; open the URL it prints (Ctrl-C stops it)");
     let mut command = tools.command("cargo");
     command
+        .current_dir(workspace_root())
         .args(["run", "--release", "--quiet", "-p", "greeter-server", "--"])
-        .arg("--static-dir")
-        .arg(&dist)
         .args(server_args);
     process::exec(command)
 }

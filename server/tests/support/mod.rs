@@ -15,8 +15,12 @@ use hyper_util::{
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic_web::{GrpcWebCall, GrpcWebClientLayer, GrpcWebClientService};
 
-/// The page a test server serves: a stand-in for trunk's dist.
-pub const INDEX_HTML: &str = "<!doctype html><title>Greeter</title>";
+/// The page a test server serves: a stand-in for trunk's dist, with an inline bootstrap script as
+/// trunk writes one.
+pub const INDEX_HTML: &str =
+    "<!doctype html><title>Greeter</title><script type=\"module\">import init from '/app-0123456789abcdef.js';</script>";
+/// The inline script above, as CSP hashes it.
+pub const INLINE_SCRIPT: &str = "import init from '/app-0123456789abcdef.js';";
 
 /// A server running in this process; shut down and joined on drop.
 pub struct TestServer {
@@ -32,7 +36,7 @@ impl TestServer {
         let static_dir = tempfile::tempdir().unwrap();
         write_page(static_dir.path());
         let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-        config.static_dir = static_dir.path().to_owned();
+        config.static_dir = Some(static_dir.path().to_owned());
         configure(&mut config);
 
         let listener = bind(&config).await.unwrap();
@@ -78,8 +82,17 @@ impl Drop for TestServer {
 fn write_page(dir: &Path) {
     std::fs::write(dir.join("index.html"), INDEX_HTML).unwrap();
     std::fs::create_dir(dir.join("assets")).unwrap();
-    std::fs::write(dir.join("assets/app-0123abcd_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
-    std::fs::write(dir.join("assets/app-0123abcd.js"), "export default 1;\n").unwrap();
+    std::fs::write(
+        dir.join("assets/app-0123456789abcdef_bg.wasm"),
+        b"\0asm\x01\0\0\0",
+    )
+    .unwrap();
+    // Large and repetitive enough that compression pays.
+    std::fs::write(
+        dir.join("app-0123456789abcdef.js"),
+        "export default 1;\n".repeat(200),
+    )
+    .unwrap();
 }
 
 /// The generated client over tonic's native HTTP/2 channel.
