@@ -12,3 +12,46 @@ tonic::include_proto!("hello");
 /// The encoded `FileDescriptorSet` of `hello.proto`, for server reflection and for tools that need
 /// the schema at run time.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hello_descriptor");
+
+/// The canonical name of a gRPC status code, as the gRPC specification spells it
+/// (`INVALID_ARGUMENT`), for messages people read and labels machines read alike.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_code_has_its_canonical_name() {
+        for number in 0..=16 {
+            let name = super::code_name(tonic::Code::from_i32(number));
+            assert!(
+                name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            super::code_name(tonic::Code::from_i32(4)),
+            "DEADLINE_EXCEEDED"
+        );
+    }
+}

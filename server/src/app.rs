@@ -15,6 +15,7 @@ use tower::Layer;
 use crate::{
     cors::{enforce_origin_policy, OriginPolicy},
     limits::{limit_calls, CallLimit},
+    metrics::{observe_calls, Metrics},
     stats::{StatsService, StreamCounters},
     web_assets::{self, AssetStore},
     Config, GreeterService,
@@ -43,11 +44,13 @@ fn page(config: &Config) -> AssetStore {
 /// The gRPC services this server hosts, by their full names, as health checks name them.
 pub const SERVICE_NAMES: [&str; 2] = ["hello.Greeter", "hello.GreeterStats"];
 
-/// The application, the handle that reports its health, and the signal that ends its streams.
+/// The application, the handle that reports its health, the signal that ends its streams, and its
+/// metrics (which the accept loop adds connections to).
 pub struct App {
     pub router: Router,
     pub health: HealthReporter,
     pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The whole application as one router: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
@@ -67,6 +70,7 @@ pub fn app(config: &Config) -> App {
     .max_decoding_message_size(max_message_size)
     .max_encoding_message_size(max_message_size);
     let call_limit = CallLimit::new(config.max_concurrent_calls);
+    let metrics = Arc::new(Metrics::default());
     let stats = GreeterStatsServer::new(StatsService::new(streams));
     let (health, health_service) = tonic_health::server::health_reporter();
     // Reflection describes every service here, so tools such as grpcurl need no .proto files.
@@ -90,11 +94,28 @@ pub fn app(config: &Config) -> App {
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
-        // Every gRPC call, on any transport, counts against the limit; the page does not.
+        // Every gRPC call, on any transport, counts against the limit and is observed (refusals
+        // included); the page does not.
         .route_layer(axum::middleware::from_fn_with_state(
             call_limit,
             limit_calls,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&metrics),
+            observe_calls,
+        ))
+        .route(
+            "/metrics",
+            axum::routing::get({
+                let metrics = Arc::clone(&metrics);
+                move || async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
         .fallback_service(web_assets::fallback(Arc::new(page(config))))
         // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
         .layer(GrpcWebSocketLayer::new(WebSocketLimits {
@@ -110,5 +131,6 @@ pub fn app(config: &Config) -> App {
         router,
         health,
         shutdown,
+        metrics,
     }
 }

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod deadline;
 pub mod greeter;
 pub mod limits;
+pub mod metrics;
 pub mod serve;
 pub mod stats;
 pub mod web_assets;
@@ -55,6 +56,7 @@ pub async fn serve(
         router,
         health,
         shutdown: end_streams,
+        metrics,
     } = app(config);
     for service in app::SERVICE_NAMES {
         health
@@ -72,6 +74,6 @@ pub async fn serve(
         // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
         end_streams.cancel();
     };
-    serve::serve_router(listener, router, shutdown, config).await?;
+    serve::serve_router(listener, router, shutdown, config, metrics).await?;
     Ok(())
 }

@@ -19,7 +19,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
-use crate::Config;
+use crate::{metrics::Metrics, Config};
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
 /// most the configured drain timeout.
@@ -28,6 +28,7 @@ pub async fn serve_router(
     app: Router,
     shutdown: impl Future<Output = ()>,
     config: &Config,
+    metrics: Arc<Metrics>,
 ) -> io::Result<()> {
     let drain_timeout = config.drain_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -80,10 +81,13 @@ pub async fn serve_router(
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
+        let metrics = Arc::clone(&metrics);
+        metrics.connection_opened();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            metrics.connection_closed();
             drop(permit);
         });
     }

@@ -97,3 +97,104 @@ async fn reflection_lists_and_describes_the_services() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code() {
+    use hello_proto::{greeter_client::GreeterClient, HelloRequest, HelloStreamRequest};
+    let server = TestServer::start(|_| {}).await;
+    let mut client = GreeterClient::new(channel(&server).await);
+    client
+        .say_hello(HelloRequest { name: "a".into() })
+        .await
+        .unwrap();
+    client
+        .say_hello(HelloRequest { name: "b".into() })
+        .await
+        .unwrap();
+    client
+        .say_hello(HelloRequest { name: "".into() })
+        .await
+        .unwrap_err();
+    let mut stream = client
+        .say_hello_stream(HelloStreamRequest {
+            name: "s".into(),
+            count: 3,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.unwrap().is_some() {}
+    let mut abandoned = client
+        .say_hello_stream(HelloStreamRequest {
+            name: "s".into(),
+            count: 100,
+            interval_ms: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    abandoned.message().await.unwrap();
+    drop(abandoned);
+
+    let metrics_url = format!("{}/metrics", server.url());
+    let mut text = String::new();
+    for _ in 0..100 {
+        let reply = support::send(
+            &support::http1_client(),
+            http::Request::get(&metrics_url)
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; version=0.0.4")
+        );
+        text = String::from_utf8(reply.body.to_vec()).unwrap();
+        if text.contains("grpc_code=\"CANCELLED\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for line in [
+        "grpc_server_handled_total{grpc_method=\"/hello.Greeter/SayHello\",grpc_code=\"OK\"} 2",
+        "grpc_server_handled_total{grpc_method=\"/hello.Greeter/SayHello\",grpc_code=\"INVALID_ARGUMENT\"} 1",
+        "grpc_server_handled_total{grpc_method=\"/hello.Greeter/SayHelloStream\",grpc_code=\"OK\"} 1",
+        "grpc_server_handled_total{grpc_method=\"/hello.Greeter/SayHelloStream\",grpc_code=\"CANCELLED\"} 1",
+        "grpc_server_handling_seconds_count{grpc_method=\"/hello.Greeter/SayHello\"} 3",
+        "grpc_server_handling_seconds_bucket{grpc_method=\"/hello.Greeter/SayHello\",le=\"+Inf\"} 3",
+        "grpc_server_calls_in_flight 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    let connections: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("http_server_open_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(connections >= 1, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_call_gets_a_request_id() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = hello_proto::greeter_client::GreeterClient::new(channel(&server).await);
+    let mut request = tonic::Request::new(hello_proto::HelloRequest { name: "id".into() });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "client-chosen-42".parse().unwrap());
+    let reply = client.say_hello(request).await.unwrap();
+    assert_eq!(
+        reply.metadata().get("x-request-id").unwrap(),
+        "client-chosen-42"
+    );
+    let reply = client
+        .say_hello(hello_proto::HelloRequest { name: "id".into() })
+        .await
+        .unwrap();
+    assert!(reply.metadata().get("x-request-id").is_some());
+    server.stop().await;
+}
