@@ -39,6 +39,15 @@ pub struct Config {
     )]
     pub allow_origins: Vec<HeaderValue>,
 
+    /// Serve TLS with this certificate chain (PEM). Needs --tls-key. HTTP/2 and HTTP/1.1 are
+    /// offered by ALPN; gRPC, gRPC-Web, WebSockets (wss) and the page all work over it.
+    #[arg(long, env = "GREETER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "GREETER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// On SIGINT or SIGTERM: how long open calls may take to finish before their connections are
     /// closed. Streams end at once with UNAVAILABLE; unary calls in flight complete.
     #[arg(long, env = "GREETER_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -93,6 +102,8 @@ impl Config {
             addr,
             static_dir: None,
             allow_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             drain_timeout: Duration::from_secs(10),
             max_message_size: 4 * 1024 * 1024,
             max_concurrent_calls: 10_000,
@@ -198,6 +209,7 @@ mod tests {
             ["greeter-server", "--max-concurrent-calls", "0"],
             ["greeter-server", "--log-format", "xml"],
             ["greeter-server", "--header-read-timeout", "soon"],
+            ["greeter-server", "--tls-cert", "cert.pem"],
         ] {
             let error = Config::try_parse_from(args).unwrap_err().to_string();
             assert!(error.contains(args[1]), "{error}");

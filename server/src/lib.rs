@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod serve;
 pub mod stats;
+pub mod tls;
 pub mod web_assets;
 
 pub use app::app;
@@ -33,6 +34,8 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Binds the configured address. Split from [`serve`] so callers (and tests) can learn the real port
@@ -52,6 +55,10 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let app::App {
         router,
         health,
@@ -74,6 +81,6 @@ pub async fn serve(
         // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
         end_streams.cancel();
     };
-    serve::serve_router(listener, router, shutdown, config, metrics).await?;
+    serve::serve_router(listener, router, shutdown, config, metrics, tls).await?;
     Ok(())
 }

@@ -19,7 +19,12 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
+use tokio_rustls::TlsAcceptor;
+
 use crate::{metrics::Metrics, Config};
+
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
 /// most the configured drain timeout.
@@ -29,6 +34,7 @@ pub async fn serve_router(
     shutdown: impl Future<Output = ()>,
     config: &Config,
     metrics: Arc<Metrics>,
+    tls: Option<TlsAcceptor>,
 ) -> io::Result<()> {
     let drain_timeout = config.drain_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -77,14 +83,32 @@ pub async fn serve_router(
                 request.extensions_mut().insert(connect_info.clone());
                 request
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         let metrics = Arc::clone(&metrics);
         metrics.connection_opened();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let service = TowerToHyperService::new(service);
+            let served = match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Ok(Err(error)) => Err(error.into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
             metrics.connection_closed();
