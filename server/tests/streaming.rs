@@ -303,3 +303,40 @@ async fn cancelling_a_bidi_call_stops_it_on_the_server() {
     assert_eq!((stats.cancelled, stats.active), (1, 0));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_stalls_the_stream_instead_of_filling_memory() {
+    let server = TestServer::start(|_| {}).await;
+    // HTTP/2's default windows (64 KiB), where hyper's client would otherwise take 2 MiB.
+    let channel = Channel::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = GreeterClient::new(channel);
+    // 1,000 greetings of over 1 KiB each: far more than the flow-control windows hold.
+    let name = "x".repeat(1024);
+    let mut stream = client
+        .say_hello_stream(stream_request(&name, 1000, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+
+    // The client reads nothing more. Had the server buffered, the stream would finish at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = stats(&server).await;
+    assert_eq!((stalled.active, stalled.completed), (1, 0), "{stalled:?}");
+
+    // Reading again drains it to the end.
+    let mut received = 1;
+    while stream.message().await.unwrap().is_some() {
+        received += 1;
+    }
+    assert_eq!(received, 1000);
+    let done = wait_for_stats(&server, |s| s.completed == 1).await;
+    assert_eq!((done.active, done.completed), (0, 1));
+    server.stop().await;
+}
