@@ -20,6 +20,7 @@ const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_VERSION: &str = "132.0.0";
 const WASM_OPT_VERSION: &str = "version_132";
 const GECKODRIVER_VERSION: &str = "0.37.1";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The installed tools, and the PATH that finds them first.
 pub struct Tools {
@@ -50,7 +51,8 @@ impl Tools {
     }
 }
 
-/// Makes sure the page's tools are installed; with `browsers`, the test browsers and drivers too.
+/// Makes sure the page's tools are installed; with `browsers`, everything the tests need too (the
+/// browsers and their drivers, and cargo-fuzz).
 pub fn tools(browsers: bool) -> Result<Tools> {
     let root = workspace_root();
     let npm_bin = root.join(".tools/npm/node_modules/.bin");
@@ -88,6 +90,7 @@ pub fn tools(browsers: bool) -> Result<Tools> {
             GECKODRIVER_VERSION,
             true,
         )?;
+        cargo_install(&tools, "cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, true)?;
         tools.browsers = Some(Browsers {
             chromedriver: tools.which("chromedriver")?,
             geckodriver: tools.which("geckodriver")?,

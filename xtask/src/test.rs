@@ -32,7 +32,7 @@ pub fn run() -> Result {
     let mut tally = Tally::default();
     let mut check = |name: &str, command: &mut Command| {
         println!("\nxtask: {name}");
-        let passed = process::run(command.current_dir(&root)).is_ok();
+        let passed = process::run(command).is_ok();
         tally += Tally {
             passed: u64::from(passed),
             failed: u64::from(!passed),
@@ -43,11 +43,12 @@ pub fn run() -> Result {
         "cargo fmt --check",
         tools
             .command("cargo")
+            .current_dir(&root)
             .args(["fmt", "--all", "--", "--check"]),
     );
     check(
         "cargo clippy (native)",
-        tools.command("cargo").args([
+        tools.command("cargo").current_dir(&root).args([
             "clippy",
             "--workspace",
             "--all-targets",
@@ -104,6 +105,17 @@ pub fn run() -> Result {
     ]);
     wasm_env(&mut clippy_wasm);
     check("cargo clippy (wasm32)", &mut clippy_wasm);
+
+    // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
+    // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
+    check(
+        "fuzzing the grpc-websockets decoders (20 s)",
+        tools
+            .command("cargo")
+            .current_dir(root.join("websocket"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", "protocol", "--", "-max_total_time=20"]),
+    );
 
     println!("\nxtask: native tests");
     tally += process::run_tests(tools.command("cargo").current_dir(&root).arg("test"));
