@@ -5,16 +5,13 @@
 //! at once with RESOURCE_EXHAUSTED, in the caller's own protocol: work is refused up front rather
 //! than queued without bound.
 
-use std::{
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
-use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use axum::{extract::Request, middleware::Next, response::Response};
+use tokio::sync::Semaphore;
 use tonic::Status;
+
+use crate::call_body::CallBody;
 
 /// The shared bound on calls in progress.
 #[derive(Debug, Clone)]
@@ -56,36 +53,5 @@ pub async fn limit_calls(
         .into_http();
     };
     let response = next.run(request).await;
-    response.map(|body| {
-        Body::new(PermitBody {
-            inner: body,
-            _permit: permit,
-        })
-    })
-}
-
-/// A response body that holds its call's permit until the body is done or dropped.
-struct PermitBody {
-    inner: Body,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl http_body::Body for PermitBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    response.map(|body| CallBody::wrap(body, permit))
 }

@@ -10,20 +10,20 @@
 use std::{
     collections::BTreeMap,
     fmt::Write,
-    pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
+use axum::{extract::Request, middleware::Next, response::Response};
 use bytes::Bytes;
 use hello_proto::code_name;
 use http::{HeaderMap, HeaderValue};
 use tonic::Code;
+
+use crate::call_body::{CallBody, CallGuard};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -174,7 +174,7 @@ pub async fn observe_calls(
     let mut call = call;
     // A trailers-only response (an error before any message) carries its status in the headers.
     call.code = grpc_code(response.headers());
-    response.map(|inner| Body::new(ObservedBody { inner, call }))
+    response.map(|body| CallBody::wrap(body, call))
 }
 
 /// One call's record, written when its response ends (or is dropped).
@@ -204,34 +204,11 @@ impl Drop for CallRecord {
     }
 }
 
-struct ObservedBody {
-    inner: Body,
-    call: CallRecord,
-}
-
-impl http_body::Body for ObservedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
-                self.call.code = Some(code);
-            }
+impl CallGuard for CallRecord {
+    fn on_frame(&mut self, frame: &http_body::Frame<Bytes>) {
+        if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
+            self.code = Some(code);
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

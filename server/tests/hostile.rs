@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
-use support::{http1_client, native_client, send, HttpClient, TestServer};
+use support::{http1_client, native_client, percent_decode, send, HttpClient, TestServer};
 
 const PATH: &str = "/hello.Greeter/SayHello";
 
@@ -60,24 +60,6 @@ fn trailer_frame(body: &[u8]) -> Option<(u32, String)> {
         rest = &rest[5 + length..];
     }
     None
-}
-
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn grpc_web(server: &TestServer, content_type: Option<&str>, body: &[u8]) -> Request<Full<Bytes>> {

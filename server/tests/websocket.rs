@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use grpc_websocket::protocol::{self, ServerFrame, ServerFrameDecoder};
 use hello_proto::{HelloReply, HelloRequest, HelloStreamRequest, HelloSummary, StreamStatsRequest};
 use http::HeaderMap;
-use support::TestServer;
+use support::{percent_decode, TestServer};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, Message},
@@ -62,24 +62,6 @@ impl WsResponse {
             .map(|frame| M::decode(&frame[protocol::FRAME_PREFIX..]).unwrap())
             .collect()
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
 }
 
 fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
