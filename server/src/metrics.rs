@@ -76,6 +76,16 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
+    /// Calls completed so far: (method, code, count).
+    pub fn handled(&self) -> Vec<(String, &'static str, u64)> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|((method, code), count)| (method.clone(), *code, *count))
+            .collect()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -118,7 +118,14 @@ pub fn run() -> Result {
     );
 
     println!("\nxtask: native tests");
-    tally += process::run_tests(tools.command("cargo").current_dir(&root).arg("test"));
+    tally += process::run_tests(
+        tools
+            .command("cargo")
+            .current_dir(&root)
+            .arg("test")
+            // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
+            .env("GREETER_SOAK_SECONDS", "180"),
+    );
 
     for (browser, driver_var, driver) in [
         ("Chromium", "CHROMEDRIVER", &browsers.chromedriver),
