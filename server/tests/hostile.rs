@@ -62,8 +62,8 @@ fn trailer_frame(body: &[u8]) -> Option<(u32, String)> {
     None
 }
 
-fn grpc_web(server: &TestServer, content_type: Option<&str>, body: &[u8]) -> Request<Full<Bytes>> {
-    let mut request = Request::post(format!("{}{PATH}", server.url()));
+fn grpc_web(base_url: &str, content_type: Option<&str>, body: &[u8]) -> Request<Full<Bytes>> {
+    let mut request = Request::post(format!("{base_url}{PATH}"));
     if let Some(content_type) = content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
@@ -82,10 +82,9 @@ async fn assert_serving(server: &TestServer) {
     assert_eq!(reply.into_inner().message, "Hello, ok");
 }
 
-#[tokio::test]
-async fn malformed_grpc_web_bodies() {
-    let server = TestServer::start(|config| config.max_message_size = 1024).await;
-    let client = http1_client();
+/// Every malformed request, with the outcome it must get, for the server at `base_url` (whose
+/// maximum message size is 1,024 bytes).
+fn malformed_cases(base_url: &str) -> Vec<(&'static str, Request<Full<Bytes>>, Outcome)> {
     let proto = Some("application/grpc-web+proto");
     let grpc = |code: u32, message: &str| Outcome {
         http: StatusCode::OK,
@@ -95,20 +94,20 @@ async fn malformed_grpc_web_bodies() {
         http: status,
         grpc: None,
     };
-    let cases: Vec<(&str, Request<Full<Bytes>>, Outcome)> = vec![
+    vec![
         (
             "truncated prefix",
-            grpc_web(&server, proto, &[0, 0, 0]),
+            grpc_web(base_url, proto, &[0, 0, 0]),
             grpc(13, "Unexpected EOF decoding stream."),
         ),
         (
             "length prefix larger than the body",
-            grpc_web(&server, proto, &[0, 0, 0, 0, 100, 0x0a, 0x01, b'a']),
+            grpc_web(base_url, proto, &[0, 0, 0, 0, 100, 0x0a, 0x01, b'a']),
             grpc(13, "Unexpected EOF decoding stream."),
         ),
         (
             "length over the maximum message size",
-            grpc_web(&server, proto, &[0, 0x7f, 0xff, 0xff, 0xff, 0x0a]),
+            grpc_web(base_url, proto, &[0, 0x7f, 0xff, 0xff, 0xff, 0x0a]),
             grpc(
                 11,
                 "Error, decoded message length too large: found 2147483647 bytes, the limit is: 1024 bytes",
@@ -116,7 +115,7 @@ async fn malformed_grpc_web_bodies() {
         ),
         (
             "compressed flag without grpc-encoding",
-            grpc_web(&server, proto, &[1, 0, 0, 0, 3, 0x0a, 0x01, b'a']),
+            grpc_web(base_url, proto, &[1, 0, 0, 0, 3, 0x0a, 0x01, b'a']),
             grpc(
                 13,
                 "protocol error: received message with compressed-flag but no grpc-encoding was specified",
@@ -124,17 +123,17 @@ async fn malformed_grpc_web_bodies() {
         ),
         (
             "invalid base64 in grpc-web-text",
-            grpc_web(&server, Some("application/grpc-web-text"), b"!!not base64!!"),
+            grpc_web(base_url, Some("application/grpc-web-text"), b"!!not base64!!"),
             grpc(13, "tonic-web: Invalid symbol 33, offset 0."),
         ),
         (
             "bytes that are not a HelloRequest",
-            grpc_web(&server, proto, &[0, 0, 0, 0, 2, 0xff, 0xff]),
+            grpc_web(base_url, proto, &[0, 0, 0, 0, 2, 0xff, 0xff]),
             grpc(13, "failed to decode Protobuf message: invalid varint"),
         ),
         (
             "invalid UTF-8 in name",
-            grpc_web(&server, proto, &[0, 0, 0, 0, 4, 0x0a, 0x02, 0xff, 0xfe]),
+            grpc_web(base_url, proto, &[0, 0, 0, 0, 4, 0x0a, 0x02, 0xff, 0xfe]),
             grpc(
                 13,
                 "failed to decode Protobuf message: HelloRequest.name: invalid string value: data is not UTF-8 encoded",
@@ -142,25 +141,32 @@ async fn malformed_grpc_web_bodies() {
         ),
         (
             "wrong content-type",
-            grpc_web(&server, Some("text/plain"), &[0, 0, 0, 0, 0]),
+            grpc_web(base_url, Some("text/plain"), &[0, 0, 0, 0, 0]),
             http(StatusCode::BAD_REQUEST),
         ),
         (
             "missing content-type",
-            grpc_web(&server, None, &[0, 0, 0, 0, 0]),
+            grpc_web(base_url, None, &[0, 0, 0, 0, 0]),
             http(StatusCode::BAD_REQUEST),
         ),
         (
             "GET on a method path",
             Request::builder()
                 .method(Method::GET)
-                .uri(format!("{}{PATH}", server.url()))
+                .uri(format!("{base_url}{PATH}"))
                 .header(header::CONTENT_TYPE, "application/grpc-web+proto")
                 .body(Full::default())
                 .unwrap(),
             http(StatusCode::METHOD_NOT_ALLOWED),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn malformed_grpc_web_bodies() {
+    let server = TestServer::start(|config| config.max_message_size = 1024).await;
+    let client = http1_client();
+    let cases = malformed_cases(&server.url());
     for (case, request, expected) in cases {
         assert_eq!(call(&client, request).await, expected, "{case}");
         assert_serving(&server).await;
@@ -225,4 +231,64 @@ async fn ten_thousand_connections_opened_and_dropped() {
     }
     assert_serving(&server).await;
     server.stop().await;
+}
+
+/// The same malformed requests, 100 rounds of them, against the real binary: its memory must not
+/// grow with them.
+#[tokio::test]
+async fn hostile_input_leaves_memory_bounded() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"))
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--max-message-size",
+            "1024",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = http1_client();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rss_after_warm_up = 0;
+    for round in 0..101 {
+        for (case, request, expected) in malformed_cases(&base_url) {
+            assert_eq!(call(&client, request).await, expected, "{case}");
+        }
+        if round == 0 {
+            rss_after_warm_up = rss_kib(server.id());
+        }
+    }
+    let rss_end = rss_kib(server.id());
+    let _ = server.kill();
+    let _ = server.wait();
+    println!("hostile input x100: server RSS {rss_after_warm_up} KiB -> {rss_end} KiB");
+    assert!(
+        rss_end < rss_after_warm_up + 8 * 1024,
+        "RSS grew from {rss_after_warm_up} KiB to {rss_end} KiB"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
