@@ -6,10 +6,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import protobuf from "protobufjs";
 import improbable from "@improbable-eng/grpc-web";
+import { messageClass } from "./hello.mjs";
 
 const { grpc } = improbable;
 // Node 20 has no global WebSocket; improbable's transport uses the global one.
@@ -17,29 +16,6 @@ globalThis.WebSocket = WebSocket;
 
 const server = process.env.GREETER_SERVER;
 assert.ok(server, "GREETER_SERVER must name the server (cargo xtask test sets it)");
-
-const root = protobuf.loadSync(fileURLToPath(new URL("../proto/hello.proto", import.meta.url)));
-
-/** improbable's message interface (serializeBinary / deserializeBinary) over a protobufjs type. */
-function messageClass(name) {
-  const type = root.lookupType(name);
-  return class {
-    constructor(fields = {}) {
-      this.fields = fields;
-    }
-    serializeBinary() {
-      return type.encode(type.fromObject(this.fields)).finish();
-    }
-    toObject() {
-      return type.toObject(type.decode(this.bytes), { defaults: true });
-    }
-    static deserializeBinary(bytes) {
-      const message = new this();
-      message.bytes = bytes;
-      return message;
-    }
-  };
-}
 
 const HelloRequest = messageClass("hello.HelloRequest");
 const HelloReply = messageClass("hello.HelloReply");

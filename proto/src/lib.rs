@@ -9,6 +9,13 @@
 
 tonic::include_proto!("hello");
 
+/// The official gRPC interop contract (`grpc.testing.TestService` and its messages), compiled from
+/// Debian's `grpc-proto` package with the `grpc-testing` feature, for the interop suite.
+#[cfg(feature = "grpc-testing")]
+pub mod grpc_testing {
+    tonic::include_proto!("grpc.testing");
+}
+
 /// The encoded `FileDescriptorSet` of `hello.proto`, for server reflection and for tools that need
 /// the schema at run time.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hello_descriptor");

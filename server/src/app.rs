@@ -87,11 +87,18 @@ pub fn app(config: &Config) -> App {
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
 
-    let router = Routes::new(GrpcWebLayer::new().layer(greeter))
+    #[allow(unused_mut)] // with the grpc-testing feature, one more service may join
+    let mut routes = Routes::new(GrpcWebLayer::new().layer(greeter))
         .add_service(GrpcWebLayer::new().layer(stats))
         .add_service(GrpcWebLayer::new().layer(health_service))
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(reflection_v1alpha);
+    #[cfg(feature = "grpc-testing")]
+    if config.grpc_testing {
+        routes = routes
+            .add_service(GrpcWebLayer::new().layer(crate::grpc_testing::service(max_message_size)));
+    }
+    let router = routes
         .prepare()
         .into_axum_router()
         // Every gRPC call, on any transport, counts against the limit and is observed (refusals

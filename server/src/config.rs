@@ -93,6 +93,11 @@ pub struct Config {
     /// http://127.0.0.1:PORT, http://[::1]:PORT), as used by `trunk serve` and wasm-bindgen-test.
     #[arg(long, env = "GREETER_DEV")]
     pub dev: bool,
+
+    /// Also host gRPC's interop service, grpc.testing.TestService, for gRPC's own interop clients.
+    #[cfg(feature = "grpc-testing")]
+    #[arg(long, env = "GREETER_GRPC_TESTING")]
+    pub grpc_testing: bool,
 }
 
 impl Config {
@@ -113,6 +118,8 @@ impl Config {
             max_call_duration: None,
             log_format: LogFormat::Text,
             dev: false,
+            #[cfg(feature = "grpc-testing")]
+            grpc_testing: false,
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod config;
 pub mod cors;
 pub mod deadline;
 pub mod greeter;
+#[cfg(feature = "grpc-testing")]
+pub mod grpc_testing;
 pub mod limits;
 pub mod metrics;
 pub mod serve;

@@ -7,6 +7,7 @@
 //!
 //! Each is safe to repeat: installs are skipped when the pinned version is already there.
 
+mod interop;
 mod page;
 mod process;
 mod setup;
@@ -35,10 +36,12 @@ enum Command {
     },
     /// Set up everything the tests need, then run the checks and every test.
     Test,
-    /// Install the tools the page needs (with `--browsers`, also the test browsers and drivers).
+    /// Run the interop suite alone: third-party clients and servers against ours; prints the matrix.
+    Interop,
+    /// Install the tools the page needs (with `--tests`, also everything the tests need).
     Setup {
         #[arg(long)]
-        browsers: bool,
+        tests: bool,
     },
     /// Build the page in release into dist/ and print its size.
     BuildPage,
@@ -52,7 +55,14 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run { server_args } => run(&server_args),
         Command::Test => test::run(),
-        Command::Setup { browsers } => setup::tools(browsers).map(|_| ()),
+        Command::Interop => setup::tools(true).and_then(|tools| {
+            let tally = interop::run(&tools, &workspace_root());
+            match tally.failed {
+                0 => Ok(()),
+                failed => Err(format!("{failed} interop cases failed")),
+            }
+        }),
+        Command::Setup { tests } => setup::tools(tests).map(|_| ()),
         Command::BuildPage => setup::tools(false).and_then(|tools| page::build_release(&tools)),
     };
     match outcome {

