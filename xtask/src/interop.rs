@@ -306,7 +306,7 @@ fn ruby_grpc_dir() -> Result<PathBuf> {
 }
 
 /// Generates hello_pb2 / hello_pb2_grpc from proto/hello.proto, as the seed document does.
-fn python_stubs(python: &Path, root: &Path) -> Result<PathBuf> {
+pub fn python_stubs(python: &Path, root: &Path) -> Result<PathBuf> {
     let out = root.join("target/interop/python");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     process::run(

@@ -3,10 +3,14 @@
 //! - `cargo xtask run [-- SERVER ARGS]`: installs what is missing, builds the page in release and
 //!   serves it with the Greeter at http://127.0.0.1:50051/.
 //! - `cargo xtask test`: installs what is missing (browsers and drivers too), then runs the format
-//!   and lint checks and every test: native, wasm in headless Chromium and Firefox, end to end.
+//!   and lint checks and every test: native, wasm in headless Chromium and Firefox, the interop
+//!   suite, end to end.
+//! - `cargo xtask interop`: the interop suite alone (third-party clients and servers, a matrix).
+//! - `cargo xtask bench`: the benchmark table (BENCHMARKS.md).
 //!
 //! Each is safe to repeat: installs are skipped when the pinned version is already there.
 
+mod bench;
 mod interop;
 mod page;
 mod process;
@@ -36,6 +40,8 @@ enum Command {
     },
     /// Set up everything the tests need, then run the checks and every test.
     Test,
+    /// Measure the server and the page against peers and the ceiling; writes BENCHMARKS.md.
+    Bench,
     /// Run the interop suite alone: third-party clients and servers against ours; prints the matrix.
     Interop,
     /// Install the tools the page needs (with `--tests`, also everything the tests need).
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run { server_args } => run(&server_args),
         Command::Test => test::run(),
+        Command::Bench => bench::run(),
         Command::Interop => setup::tools(true).and_then(|tools| {
             let tally = interop::run(&tools, &workspace_root());
             match tally.failed {

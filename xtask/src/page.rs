@@ -60,7 +60,7 @@ fn collect_files(dist: &Path, dir: &Path, rows: &mut Vec<(String, Vec<u8>)>) -> 
     Ok(())
 }
 
-fn gzip_len(bytes: &[u8]) -> usize {
+pub fn gzip_len(bytes: &[u8]) -> usize {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
     encoder.write_all(bytes).expect("writing to memory");
     encoder.finish().expect("writing to memory").len()

@@ -128,6 +128,11 @@ impl Background {
         Ok(Self { name, child })
     }
 
+    /// The process id (which is also its process group's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the process has already exited.
     pub fn check_running(&mut self) -> Result {
         match self.child.try_wait() {

@@ -230,7 +230,7 @@ fn wasm_opt(tools: &Tools, root: &Path) -> Result {
 }
 
 /// Installs Debian packages that are missing; needs apt-get and root (or sudo).
-fn debian_packages(packages: &[&str]) -> Result {
+pub fn debian_packages(packages: &[&str]) -> Result {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

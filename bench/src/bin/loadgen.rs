@@ -1,0 +1,170 @@
+//! The streaming side of `cargo xtask bench`: server-streaming throughput, and many open streams
+//! held at once for the memory measurement. Unary load comes from h2load, which is faster than any
+//! client we could write in Rust on the same two cores.
+//!
+//! - `loadgen stream-rate --url U --transport native|grpc-web --streams S --seconds D`: S concurrent
+//!   callers repeat `SayHelloStream(count = 1000, interval 0)` for D seconds; prints
+//!   `messages=N seconds=T`.
+//! - `loadgen hold-streams --url U --streams N`: opens N slow streams over N/100 connections, waits
+//!   for each one's first greeting, prints `ready N`, and holds them until its standard input closes.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use hello_proto::{greeter_client::GreeterClient, HelloStreamRequest};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tokio::io::AsyncReadExt;
+use tonic::{
+    client::GrpcService,
+    codegen::StdError,
+    transport::{Channel, Endpoint},
+};
+use tonic_web::GrpcWebClientLayer;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    StreamRate {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        transport: Transport,
+        #[arg(long, default_value_t = 4)]
+        streams: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    HoldStreams {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Transport {
+    Native,
+    GrpcWeb,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn request(count: u32, interval_ms: u32) -> HelloStreamRequest {
+    HelloStreamRequest {
+        name: "world".into(),
+        count,
+        interval_ms,
+    }
+}
+
+async fn connect(url: &str) -> Result<Channel, Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?.connect().await?)
+}
+
+/// Messages received by one caller repeating 1,000-message streams until `until`.
+async fn repeat_streams<T>(mut client: GreeterClient<T>, until: Instant) -> Result<u64, Error>
+where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<StdError> + Send,
+{
+    let mut messages = 0;
+    while Instant::now() < until {
+        let mut stream = client
+            .say_hello_stream(request(1000, 0))
+            .await?
+            .into_inner();
+        while stream.message().await?.is_some() {
+            messages += 1;
+        }
+    }
+    Ok(messages)
+}
+
+async fn stream_rate(
+    url: &str,
+    transport: Transport,
+    streams: usize,
+    seconds: u64,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let mut callers = Vec::new();
+    for _ in 0..streams {
+        callers.push(match transport {
+            Transport::Native => {
+                let client = GreeterClient::new(connect(url).await?);
+                tokio::spawn(repeat_streams(client, until))
+            }
+            Transport::GrpcWeb => {
+                let http = Client::builder(TokioExecutor::new()).build_http();
+                let service = tower::ServiceBuilder::new()
+                    .layer(GrpcWebClientLayer::new())
+                    .service(http);
+                let client = GreeterClient::with_origin(service, url.parse()?);
+                tokio::spawn(repeat_streams(client, until))
+            }
+        });
+    }
+    let mut messages = 0;
+    for caller in callers {
+        messages += caller.await??;
+    }
+    println!(
+        "messages={messages} seconds={:.3}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn hold_streams(url: &str, streams: usize) -> Result<(), Error> {
+    // The server allows 200 streams per connection by default: 100 a connection stays under it.
+    let mut clients = Vec::new();
+    for _ in 0..streams.div_ceil(100) {
+        clients.push(GreeterClient::new(connect(url).await?));
+    }
+    let mut held = Vec::new();
+    for i in 0..streams {
+        let mut client = clients[i / 100].clone();
+        held.push(tokio::spawn(async move {
+            // 1,000 greetings 10 s apart: open for hours, unless the process ends.
+            let mut stream = client
+                .say_hello_stream(request(1000, 10_000))
+                .await?
+                .into_inner();
+            stream.message().await?.ok_or("the stream ended at once")?;
+            Ok::<_, Error>(stream)
+        }));
+    }
+    let mut open = Vec::new();
+    for stream in held {
+        open.push(stream.await??);
+    }
+    println!("ready {}", open.len());
+    // Hold until told to stop.
+    let mut rest = Vec::new();
+    tokio::io::stdin().read_to_end(&mut rest).await?;
+    drop(open);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    match Cli::parse().command {
+        Command::StreamRate {
+            url,
+            transport,
+            streams,
+            seconds,
+        } => stream_rate(&url, transport, streams, seconds).await,
+        Command::HoldStreams { url, streams } => hold_streams(&url, streams).await,
+    }
+}
