@@ -2,7 +2,7 @@
 //! held at once for the memory measurement. Unary load comes from h2load, which is faster than any
 //! client we could write in Rust on the same two cores.
 //!
-//! - `loadgen stream-rate --url U --transport native|grpc-web --streams S --seconds D`: S concurrent
+//! - `loadgen stream-rate --url U --transport native|grpc-web|websocket --streams S --seconds D`: S concurrent
 //!   callers repeat `SayHelloStream(count = 1000, interval 0)` for D seconds; prints
 //!   `messages=N seconds=T`.
 //! - `loadgen hold-streams --url U --streams N`: opens N slow streams over N/100 connections, waits
@@ -12,9 +12,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use futures_util::{SinkExt, StreamExt};
+use grpc_websocket::protocol::{self, ServerFrame, ServerFrameDecoder};
+use hello_proto::HelloReply;
 use hello_proto::{greeter_client::GreeterClient, HelloStreamRequest};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use prost::Message as _;
 use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 use tonic::{
     client::GrpcService,
     codegen::StdError,
@@ -52,6 +57,8 @@ enum Command {
 enum Transport {
     Native,
     GrpcWeb,
+    /// The `grpc-websockets` protocol, one WebSocket per call, as the page's channel speaks it.
+    Websocket,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -89,6 +96,60 @@ where
     Ok(messages)
 }
 
+/// The same over the WebSocket transport: each call a new socket, its messages decoded.
+async fn repeat_websocket_streams(url: String, until: Instant) -> Result<u64, Error> {
+    let url = format!(
+        "{}/hello.Greeter/SayHelloStream",
+        url.replacen("http://", "ws://", 1)
+    );
+    let mut call = Vec::new();
+    call.push(Message::Binary(Bytes::from_static(
+        b"content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n",
+    )));
+    let message = request(1000, 0).encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    call.push(Message::Binary(protocol::encode_client_data(&frame).into()));
+    call.push(Message::Binary(Bytes::from_static(&[
+        protocol::CLIENT_END_OF_STREAM,
+    ])));
+
+    let mut messages = 0;
+    while Instant::now() < until {
+        let mut request = url.as_str().into_client_request()?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "grpc-websockets".parse()?);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        for message in &call {
+            socket.send(message.clone()).await?;
+        }
+        let mut decoder = ServerFrameDecoder::default();
+        while let Some(message) = socket.next().await {
+            let Message::Binary(bytes) = message? else {
+                continue;
+            };
+            decoder.push(&bytes);
+            while let Some(frame) = decoder.next_frame(4 << 20)? {
+                match frame {
+                    ServerFrame::Data(data) => {
+                        HelloReply::decode(&data[protocol::FRAME_PREFIX..])?;
+                        messages += 1;
+                    }
+                    ServerFrame::Headers(headers) => match headers.get("grpc-status") {
+                        Some(status) if status != "0" => {
+                            return Err(format!("the stream ended with {status:?}").into())
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        }
+    }
+    Ok(messages)
+}
+
 async fn stream_rate(
     url: &str,
     transport: Transport,
@@ -112,6 +173,7 @@ async fn stream_rate(
                 let client = GreeterClient::with_origin(service, url.parse()?);
                 tokio::spawn(repeat_streams(client, until))
             }
+            Transport::Websocket => tokio::spawn(repeat_websocket_streams(url.to_owned(), until)),
         });
     }
     let mut messages = 0;
