@@ -164,6 +164,7 @@ pub fn run() -> Result {
     let streaming = [
         ("gRPC, HTTP/2", "native"),
         ("gRPC-Web, HTTP/1.1", "grpc-web"),
+        ("gRPC over WebSocket (grpc-websockets)", "websocket"),
     ]
     .into_iter()
     .map(|(label, transport)| stream_rate(&release, &ours, transport).map(|rate| (label, rate)))
