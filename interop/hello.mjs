@@ -11,7 +11,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 /** The parsed proto/hello.proto (protobufjs types: encode / decode / create). */
 export const root = protobuf.loadSync(fileURLToPath(new URL("../proto/hello.proto", import.meta.url)));
 
-const fileDescriptorSet = descriptor.FileDescriptorSet.encode(root.toDescriptor("proto3")).finish();
+export const fileDescriptorSet = descriptor.FileDescriptorSet.encode(root.toDescriptor("proto3")).finish();
 
 /** The same schema as @bufbuild/protobuf descriptors, for connect-es clients and servers. */
 export const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, fileDescriptorSet));

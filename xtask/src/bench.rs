@@ -182,6 +182,8 @@ pub fn run() -> Result {
         first_greeting(&tools, &root, &ours.url)?
     };
 
+    let side_by_side = page_clients(&tools, &root, &release)?;
+
     let report = Report {
         unary,
         streaming,
@@ -189,6 +191,7 @@ pub fn run() -> Result {
         held_rss,
         page_bytes,
         first_greeting,
+        side_by_side,
     };
     let table = report.render();
     println!("\n{table}");
@@ -533,6 +536,75 @@ fn first_greeting(tools: &Tools, root: &Path, url: &str) -> Result<FirstGreeting
     })
 }
 
+/// The page's wasm client and connect-web's, timed in the same page against our server.
+struct SideBySide {
+    wasm_unary_ms: f64,
+    connect_unary_ms: f64,
+    wasm_stream_rate: f64,
+    connect_stream_rate: f64,
+}
+
+/// Builds the side-by-side page (bench/browser, with bench/wasm's client), serves it from our
+/// server, and runs it in headless Chromium.
+fn page_clients(tools: &Tools, root: &Path, release: &Path) -> Result<SideBySide> {
+    let out = root.join("target/bench/page");
+    process::run(tools.command("cargo").current_dir(root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "greeter-bench-wasm",
+    ]))?;
+    process::run(
+        tools
+            .command("wasm-bindgen")
+            .args(["--target", "web", "--out-dir"])
+            .arg(&out)
+            .arg(root.join("target/wasm32-unknown-unknown/release/greeter_bench_wasm.wasm")),
+    )?;
+    process::run(
+        tools
+            .command("node")
+            .current_dir(root.join("bench/browser"))
+            .arg("build-page.mjs")
+            .arg(&out),
+    )?;
+    let server = Server::start(
+        "greeter-server",
+        Command::new(release.join("greeter-server")).env("RUST_LOG", "warn"),
+        |port| {
+            vec![
+                "--addr".into(),
+                format!("127.0.0.1:{port}"),
+                "--static-dir".into(),
+                out.display().to_string(),
+            ]
+        },
+    )?;
+    let output = process::output(
+        tools
+            .command("node")
+            .current_dir(root.join("bench/browser"))
+            .args(["page-clients.mjs", &format!("{}/", server.url)]),
+    )
+    .ok_or("the side-by-side page failed")?;
+    let report: serde_json::Value =
+        serde_json::from_str(output.trim()).map_err(|e| format!("{e}: {output}"))?;
+    let figure = |client: &str, field: &str| {
+        report[client][field]
+            .as_f64()
+            .ok_or_else(|| format!("no {client}.{field} in {output}"))
+    };
+    Ok(SideBySide {
+        wasm_unary_ms: figure("wasm", "unaryMs")?,
+        connect_unary_ms: figure("connect", "unaryMs")?,
+        wasm_stream_rate: figure("wasm", "streamPerSecond")?,
+        connect_stream_rate: figure("connect", "streamPerSecond")?,
+    })
+}
+
 struct Report {
     unary: Vec<Unary>,
     streaming: Vec<(&'static str, f64)>,
@@ -540,6 +612,7 @@ struct Report {
     held_rss: (u64, u64),
     page_bytes: PageBytes,
     first_greeting: FirstGreeting,
+    side_by_side: SideBySide,
 }
 
 impl Report {
@@ -600,6 +673,26 @@ impl Report {
             "| navigation → first greeting, headless Chromium, cold, median of {PAGE_RUNS} | {:.1} ms (app ready {:.1} ms + round trip {:.1} ms) |",
             first.first_greeting_ms, first.ready_ms, first.round_trip_ms
         );
+        let sides = &self.side_by_side;
+        let _ = writeln!(
+            out,
+            "\n## In the page: the page's wasm client and connect-web, side by side (headless Chromium, same page, same server)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| client | unary round trip | server stream received |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| greeter-web (wasm, tonic-web-wasm-client) | {:.2} ms | {:.0} messages/s |",
+            sides.wasm_unary_ms, sides.wasm_stream_rate
+        );
+        let _ = writeln!(
+            out,
+            "| connect-web 2.1 (JS) | {:.2} ms | {:.0} messages/s |",
+            sides.connect_unary_ms, sides.connect_stream_rate
+        );
 
         let ours_h1 = self.rate("greeter-server", Protocol::GrpcWebHttp1);
         let ours_native = self.rate("greeter-server", Protocol::Native);
@@ -649,13 +742,16 @@ impl Report {
             ),
             (
                 "page unary round trip, wasm stub / connect-web ≤ 1.1".into(),
-                "not measured".into(),
-                None,
+                format!("{:.2}", sides.wasm_unary_ms / sides.connect_unary_ms),
+                Some(sides.wasm_unary_ms / sides.connect_unary_ms <= 1.1),
             ),
             (
                 "page streaming receive rate ≥ connect-web's".into(),
-                "not measured".into(),
-                None,
+                format!(
+                    "{:.2} ×",
+                    sides.wasm_stream_rate / sides.connect_stream_rate
+                ),
+                Some(sides.wasm_stream_rate >= sides.connect_stream_rate),
             ),
             (
                 "RSS ≤ 20 MB idle".into(),
