@@ -36,7 +36,7 @@ pub struct Cli {
     pub names: Vec<String>,
 
     /// How long the whole call may take (`250ms`, `5s`, `1m`); the server is told it too.
-    #[arg(long, value_parser = parse_duration, global = true)]
+    #[arg(long, value_parser = humantime::parse_duration, global = true)]
     pub deadline: Option<Duration>,
 
     /// A PEM certificate to trust for `https://` servers (otherwise the web PKI roots).
@@ -257,35 +257,15 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Parses `250ms`, `5s`, `2m` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 250ms, 5s or 1m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("`{text}`: the unit must be ms, s or m")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_their_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("ms").is_err());
+    fn a_deadline_takes_a_unit() {
+        let cli = Cli::try_parse_from(["greeter", "--deadline", "250ms", "say-hello"]).unwrap();
+        assert_eq!(cli.deadline, Some(Duration::from_millis(250)));
+        assert!(Cli::try_parse_from(["greeter", "--deadline", "5", "say-hello"]).is_err());
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub struct Config {
 
     /// On SIGINT or SIGTERM: how long open calls may take to finish before their connections are
     /// closed. Streams end at once with UNAVAILABLE; unary calls in flight complete.
-    #[arg(long, env = "GREETER_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GREETER_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
     /// The largest gRPC message accepted or sent, in bytes (both directions, every transport).
@@ -77,11 +77,11 @@ pub struct Config {
 
     /// How long a client may take to send a request's headers (HTTP/1.1) before the connection is
     /// closed: the defence against slow-header (slowloris) clients.
-    #[arg(long, env = "GREETER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GREETER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
     /// The longest any call may run, whatever deadline the client asks for (none by default).
-    #[arg(long, env = "GREETER_MAX_CALL_DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "GREETER_MAX_CALL_DURATION", value_parser = humantime::parse_duration)]
     pub max_call_duration: Option<Duration>,
 
     /// Log format: `text` for people, `json` for log collectors. RUST_LOG sets the level
@@ -130,23 +130,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// A duration as a number and a unit: `500ms`, `10s`, `2m`.
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{value}` has no unit: use ms, s or m (e.g. 10s)"))?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` does not start with a whole number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("`{value}`: the unit must be ms, s or m")),
-    }
-}
-
 /// Accepts exactly what a browser sends in an `Origin` header: a scheme, a host and an optional
 /// port, with no path, query or trailing slash.
 fn parse_origin(value: &str) -> Result<HeaderValue, String> {
@@ -181,7 +164,10 @@ mod tests {
         let config =
             Config::try_parse_from(["greeter-server", "--drain-timeout", "250ms"]).unwrap();
         assert_eq!(config.drain_timeout, Duration::from_millis(250));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        let config =
+            Config::try_parse_from(["greeter-server", "--max-call-duration", "2m"]).unwrap();
+        assert_eq!(config.max_call_duration, Some(Duration::from_secs(120)));
+        assert!(Config::try_parse_from(["greeter-server", "--drain-timeout", "10"]).is_err());
     }
 
     #[test]
@@ -211,7 +197,7 @@ mod tests {
             ["greeter-server", "--allow-origin", "*"],
             ["greeter-server", "--allow-origin", "ftp://example.com"],
             ["greeter-server", "--drain-timeout", "10"],
-            ["greeter-server", "--drain-timeout", "5h"],
+            ["greeter-server", "--drain-timeout", "5 fortnights"],
             ["greeter-server", "--max-message-size", "12"],
             ["greeter-server", "--max-concurrent-calls", "0"],
             ["greeter-server", "--log-format", "xml"],
