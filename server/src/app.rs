@@ -14,8 +14,8 @@ use tower::Layer;
 
 use crate::{
     cors::{enforce_origin_policy, OriginPolicy},
-    limits::{limit_calls, CallLimit},
-    metrics::{observe_calls, Metrics},
+    limits::CallLimit,
+    metrics::{gate_calls, CallGate, Metrics},
     stats::{StatsService, StreamCounters},
     web_assets::{self, AssetStore},
     Config, GreeterService,
@@ -101,15 +101,14 @@ pub fn app(config: &Config) -> App {
     let router = routes
         .prepare()
         .into_axum_router()
-        // Every gRPC call, on any transport, counts against the limit and is observed (refusals
-        // included); the page does not.
+        // Every gRPC call, on any transport, is observed and counts against the limit (refusals
+        // observed too); the page is not.
         .route_layer(axum::middleware::from_fn_with_state(
-            call_limit,
-            limit_calls,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&metrics),
-            observe_calls,
+            CallGate {
+                metrics: Arc::clone(&metrics),
+                limit: call_limit,
+            },
+            gate_calls,
         ))
         .route(
             "/metrics",

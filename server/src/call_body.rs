@@ -16,8 +16,6 @@ pub trait CallGuard: Send + Unpin + 'static {
     fn on_frame(&mut self, _frame: &Frame<Bytes>) {}
 }
 
-impl CallGuard for tokio::sync::OwnedSemaphorePermit {}
-
 pub struct CallBody<G> {
     inner: Body,
     guard: G,

@@ -1,4 +1,5 @@
-//! Prometheus metrics at `/metrics`, and a tracing span per call.
+//! Prometheus metrics at `/metrics`, a tracing span per call, and the gate every call passes
+//! (metrics and the concurrency limit in one middleware).
 //!
 //! Every gRPC call, whatever its transport, is observed from its start to the end of its response
 //! body, so a stream's latency is its whole life and its code is the one in its trailers. A call
@@ -8,11 +9,11 @@
 //! connections. The text format is written here directly: a few counters do not need a framework.
 
 use std::{
-    collections::BTreeMap,
+    collections::HashMap,
     fmt::Write,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, RwLock,
     },
     time::{Duration, Instant},
 };
@@ -21,28 +22,56 @@ use axum::{extract::Request, middleware::Next, response::Response};
 use bytes::Bytes;
 use hello_proto::code_name;
 use http::{HeaderMap, HeaderValue};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::Code;
 use tracing::Instrument;
 
-use crate::call_body::{CallBody, CallGuard};
+use crate::{
+    call_body::{CallBody, CallGuard},
+    limits::CallLimit,
+};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 
+/// One method's counters: calls by code and the latency histogram. Atomics, so that recording a
+/// call takes no lock.
 #[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+struct MethodStats {
+    codes: [AtomicU64; 17],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
 }
+
+impl MethodStats {
+    fn record(&self, code: Code, elapsed: Duration) {
+        self.codes[code as usize].fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        for (count, bound) in self.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Distinct method labels kept; calls to further (unknown, client-invented) methods count under
+/// [`OTHER_METHODS`], so that no client can grow the metrics without bound.
+const MAX_METHODS: usize = 64;
+const OTHER_METHODS: &str = "other";
 
 /// The server's metrics; cheap to share.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    methods: RwLock<HashMap<String, Arc<MethodStats>>>,
     in_flight: AtomicU64,
     open_connections: AtomicU64,
     next_request_id: AtomicU64,
@@ -57,34 +86,49 @@ impl Metrics {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn record(&self, method: &str, code: Code, elapsed: Duration) {
-        let code = code_name(code);
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry((method.to_owned(), code))
-            .or_default() += 1;
-        let seconds = elapsed.as_secs_f64();
-        let mut latency = self.latency.lock().unwrap();
-        let histogram = latency.entry(method.to_owned()).or_default();
-        for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *count += 1;
-            }
+    /// The counters of `method`: a shared lookup, and a write only the first time a method is seen.
+    fn method(&self, method: &str) -> Arc<MethodStats> {
+        if let Some(stats) = self.methods.read().unwrap().get(method) {
+            return Arc::clone(stats);
         }
-        histogram.count += 1;
-        histogram.sum += seconds;
+        let mut methods = self.methods.write().unwrap();
+        let key = if methods.len() < MAX_METHODS || methods.contains_key(method) {
+            method
+        } else {
+            OTHER_METHODS
+        };
+        Arc::clone(methods.entry(key.to_owned()).or_default())
+    }
+
+    /// Every method's counters, by method name.
+    fn sorted(&self) -> Vec<(String, Arc<MethodStats>)> {
+        let mut methods: Vec<_> = self
+            .methods
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(method, stats)| (method.clone(), Arc::clone(stats)))
+            .collect();
+        methods.sort_by(|a, b| a.0.cmp(&b.0));
+        methods
     }
 
     /// Calls completed so far: (method, code, count).
     pub fn handled(&self) -> Vec<(String, &'static str, u64)> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|((method, code), count)| (method.clone(), *code, *count))
-            .collect()
+        let mut handled = Vec::new();
+        for (method, stats) in self.sorted() {
+            for (number, count) in stats.codes.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    handled.push((
+                        method.clone(),
+                        code_name(Code::from_i32(number as i32)),
+                        count,
+                    ));
+                }
+            }
+        }
+        handled
     }
 
     /// The Prometheus text exposition of every metric.
@@ -94,7 +138,7 @@ impl Metrics {
             "# HELP grpc_server_handled_total Calls completed, by method and gRPC code.\n",
         );
         out.push_str("# TYPE grpc_server_handled_total counter\n");
-        for ((method, code), count) in self.calls.lock().unwrap().iter() {
+        for (method, code, count) in self.handled() {
             let _ = writeln!(
                 out,
                 "grpc_server_handled_total{{grpc_method=\"{method}\",grpc_code=\"{code}\"}} {count}"
@@ -104,27 +148,27 @@ impl Metrics {
             "# HELP grpc_server_handling_seconds Call duration, to the end of the response.\n",
         );
         out.push_str("# TYPE grpc_server_handling_seconds histogram\n");
-        for (method, histogram) in self.latency.lock().unwrap().iter() {
-            for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
+        for (method, stats) in self.sorted() {
+            for (count, bound) in stats.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
-                    "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"{bound}\"}} {count}"
+                    "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"{bound}\"}} {}",
+                    count.load(Ordering::Relaxed)
                 );
             }
+            let count = stats.count.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"+Inf\"}} {}",
-                histogram.count
+                "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"+Inf\"}} {count}"
             );
             let _ = writeln!(
                 out,
                 "grpc_server_handling_seconds_sum{{grpc_method=\"{method}\"}} {}",
-                histogram.sum
+                stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
             );
             let _ = writeln!(
                 out,
-                "grpc_server_handling_seconds_count{{grpc_method=\"{method}\"}} {}",
-                histogram.count
+                "grpc_server_handling_seconds_count{{grpc_method=\"{method}\"}} {count}"
             );
         }
         let gauges = [
@@ -149,12 +193,23 @@ impl Metrics {
     }
 }
 
-/// Middleware for the gRPC routes: observes each call until its response body ends.
-pub async fn observe_calls(
-    metrics: axum::extract::State<Arc<Metrics>>,
+/// What every gRPC call passes through, on any transport: its metrics record and the bound on
+/// calls in progress.
+#[derive(Debug, Clone)]
+pub struct CallGate {
+    pub metrics: Arc<Metrics>,
+    pub limit: CallLimit,
+}
+
+/// Middleware for the gRPC routes: observes each call until its response body ends (refusals
+/// included), and admits it only if the limit allows. One middleware for both, since each layer
+/// costs every call a boxed future and a wrapped body.
+pub async fn gate_calls(
+    axum::extract::State(gate): axum::extract::State<CallGate>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let metrics = &gate.metrics;
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -170,7 +225,7 @@ pub async fn observe_calls(
         .extensions()
         .get::<tonic::transport::server::TcpConnectInfo>()
         .and_then(|info| info.remote_addr);
-    let method = request.uri().path().to_owned();
+    let method = request.uri().path();
     // The call's span: everything the handler logs is inside it, and it closes with the code.
     let span = tracing::info_span!(
         "call",
@@ -180,18 +235,24 @@ pub async fn observe_calls(
         code = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
-    let call = CallRecord {
-        metrics: Arc::clone(&metrics),
-        method,
+    let mut call = CallRecord {
+        stats: metrics.method(method),
+        in_flight: Arc::clone(metrics),
         span: span.clone(),
         started: Instant::now(),
         code: None,
+        permit: None,
     };
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
 
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = match gate.limit.admit(method) {
+        Ok(permit) => {
+            call.permit = Some(permit);
+            next.run(request).instrument(span).await
+        }
+        Err(refusal) => refusal.into_http(),
+    };
     response.headers_mut().insert("x-request-id", request_id);
-    let mut call = call;
     // A trailers-only response (an error before any message) carries its status in the headers.
     call.code = grpc_code(response.headers());
     response.map(|body| CallBody::wrap(body, call))
@@ -199,19 +260,21 @@ pub async fn observe_calls(
 
 /// One call's record, written when its response ends (or is dropped).
 struct CallRecord {
-    metrics: Arc<Metrics>,
-    method: String,
+    stats: Arc<MethodStats>,
+    in_flight: Arc<Metrics>,
     span: tracing::Span,
     started: Instant,
     code: Option<Code>,
+    /// The call's place under the concurrency limit, held until its response ends.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
         let code = self.code.unwrap_or(Code::Cancelled);
         let elapsed = self.started.elapsed();
-        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.metrics.record(&self.method, code, elapsed);
+        self.in_flight.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.record(code, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         self.span.record("code", code_name(code));
         self.span.record("latency_ms", latency_ms);
@@ -230,4 +293,33 @@ impl CallGuard for CallRecord {
 fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     let value = headers.get("grpc-status")?.to_str().ok()?;
     value.parse::<i32>().ok().map(Code::from_i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_invented_methods_cannot_grow_the_metrics_without_bound() {
+        let metrics = Metrics::default();
+        for i in 0..1000 {
+            metrics
+                .method(&format!("/hello.Greeter/Invented{i}"))
+                .record(Code::Unimplemented, Duration::from_millis(1));
+        }
+        metrics
+            .method("/hello.Greeter/Invented0")
+            .record(Code::Unimplemented, Duration::from_millis(1));
+        let handled = metrics.handled();
+        assert_eq!(handled.len(), MAX_METHODS + 1);
+        let other = handled
+            .iter()
+            .find(|(method, _, _)| method == OTHER_METHODS)
+            .unwrap();
+        assert_eq!(other.2, 1000 - MAX_METHODS as u64);
+        assert!(handled.contains(&("/hello.Greeter/Invented0".to_owned(), "UNIMPLEMENTED", 2)));
+        assert!(metrics
+            .render()
+            .contains("grpc_server_handling_seconds_count{grpc_method=\"other\"} 936"));
+    }
 }
