@@ -4,11 +4,6 @@ use clap::Parser;
 use greeter_server::{bind, config::LogFormat, serve, Config};
 use tracing_subscriber::EnvFilter;
 
-// Every call allocates (headers, futures, message buffers) on whichever worker thread runs it;
-// mimalloc's per-thread heaps take that without the lock contention of the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();

@@ -199,8 +199,7 @@ pub fn run() -> Result {
         "# Benchmarks\n\n`cargo xtask bench`, {date}, on {machine}. All figures from one run; \
          load generators and servers share the machine, so the ratios matter more than the \
          absolute numbers. greeter-server runs with its defaults but `RUST_LOG=warn` (no log line \
-         per call); the bare tonic server and the ceiling use the same allocator (mimalloc), so \
-         the difference from them is the layers alone.\n\n{table}",
+         per call), so that the difference from the bare tonic server is its layers alone.\n\n{table}",
         date = process::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
             .unwrap_or_default()
             .trim(),

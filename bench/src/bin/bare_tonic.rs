@@ -13,10 +13,6 @@ use hello_proto::{
 use tokio_stream::Stream;
 use tonic::{transport::Server, Request, Response, Status, Streaming};
 
-// The same allocator as greeter-server, so that the comparison is of the layers alone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 type Replies = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>>;
 
 struct BareGreeter;

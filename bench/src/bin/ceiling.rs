@@ -11,10 +11,6 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, R
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-// The same allocator as greeter-server, so that the comparison is of the layers alone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BODY: &[u8; 20] = b"Hello, world 0123456";
 
 async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
