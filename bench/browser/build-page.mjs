@@ -15,7 +15,7 @@ if (!out) {
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });
-for (const file of ["index.html", "bench.js"]) {
+for (const file of ["index.html", "bench.js", "floor.html"]) {
   copyFileSync(fileURLToPath(new URL(`page/${file}`, import.meta.url)), `${out}/${file}`);
 }
 await build({

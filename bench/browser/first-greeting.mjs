@@ -4,12 +4,15 @@
 // when the greeting shows. The figure is mount + (greeting − click): what a user who clicks the
 // moment the page is ready sees, without the automation's own delay between the two.
 //
-// Usage: node first-greeting.mjs URL RUNS   (CHROMIUM: the browser binary; default /usr/bin/chromium)
-// Prints one JSON line: {"runs": [{"ready": ms, "roundTrip": ms, "firstGreeting": ms}, ...]}
+// With FLOOR_URL, a page of plain HTML with the same field (no script at all) is loaded the same
+// way: the time its field appears is the floor that this browser and machine put under any page.
+//
+// Usage: node first-greeting.mjs URL RUNS [FLOOR_URL]   (CHROMIUM: the browser; default /usr/bin/chromium)
+// Prints one JSON line: {"runs": [{"ready", "roundTrip", "firstGreeting"}, ...], "floor": [ms, ...]}
 
 import { chromium } from "playwright-core";
 
-const [url, runsArg] = process.argv.slice(2);
+const [url, runsArg, floorUrl] = process.argv.slice(2);
 const runs = Number(runsArg ?? 10);
 if (!url || !Number.isInteger(runs) || runs < 1) {
   console.error("usage: node first-greeting.mjs URL RUNS");
@@ -59,7 +62,17 @@ try {
     });
     await context.close();
   }
-  console.log(JSON.stringify({ runs: results }));
+  const floor = [];
+  for (let run = 0; floorUrl && run < runs; run++) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.addInitScript(recordTimes);
+    await page.goto(floorUrl);
+    await page.waitForFunction(() => window.__times.ready !== undefined, null, { timeout: 10_000 });
+    floor.push(await page.evaluate(() => window.__times.ready));
+    await context.close();
+  }
+  console.log(JSON.stringify({ runs: results, floor }));
 } finally {
   await browser.close();
 }

@@ -41,7 +41,9 @@ const BUCKETS: [f64; 12] = [
 #[derive(Debug, Default)]
 struct MethodStats {
     codes: [AtomicU64; 17],
-    buckets: [AtomicU64; BUCKETS.len()],
+    /// Calls by the first bucket their latency fits in (the last slot: none); summed into
+    /// Prometheus's cumulative buckets when rendered, so a call costs one increment here.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
@@ -50,11 +52,11 @@ impl MethodStats {
     fn record(&self, code: Code, elapsed: Duration) {
         self.codes[code as usize].fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
-        for (count, bound) in self.buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
@@ -149,11 +151,12 @@ impl Metrics {
         );
         out.push_str("# TYPE grpc_server_handling_seconds histogram\n");
         for (method, stats) in self.sorted() {
+            let mut cumulative = 0;
             for (count, bound) in stats.buckets.iter().zip(BUCKETS) {
+                cumulative += count.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"{bound}\"}} {}",
-                    count.load(Ordering::Relaxed)
+                    "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let count = stats.count.load(Ordering::Relaxed);
@@ -318,8 +321,16 @@ mod tests {
             .unwrap();
         assert_eq!(other.2, 1000 - MAX_METHODS as u64);
         assert!(handled.contains(&("/hello.Greeter/Invented0".to_owned(), "UNIMPLEMENTED", 2)));
-        assert!(metrics
-            .render()
-            .contains("grpc_server_handling_seconds_count{grpc_method=\"other\"} 936"));
+        let text = metrics.render();
+        assert!(text.contains("grpc_server_handling_seconds_count{grpc_method=\"other\"} 936"));
+        // 1 ms: above the 0.5 ms bucket, inside the 1 ms one, and in every one after it.
+        assert!(text.contains(
+            "grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"0.0005\"} 0"
+        ));
+        assert!(text.contains(
+            "grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"0.001\"} 936"
+        ));
+        assert!(text
+            .contains("grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"30\"} 936"));
     }
 }

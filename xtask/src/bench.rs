@@ -173,16 +173,34 @@ pub fn run() -> Result {
     drop(ours);
 
     let page_bytes = page_bytes(&root.join("dist"))?;
+    // The bench page (the two clients side by side, and the plain-HTML floor), from our server.
+    let bench_page = build_bench_page(&tools, &root)?;
+    let bench_server = Server::start(
+        "greeter-server",
+        Command::new(release.join("greeter-server")).env("RUST_LOG", "warn"),
+        |port| {
+            vec![
+                "--addr".into(),
+                format!("127.0.0.1:{port}"),
+                "--static-dir".into(),
+                bench_page.display().to_string(),
+            ]
+        },
+    )?;
     let first_greeting = {
         let ours = Server::start(
             "greeter-server",
             Command::new(release.join("greeter-server")).env("RUST_LOG", "warn"),
             |port| vec!["--addr".into(), format!("127.0.0.1:{port}")],
         )?;
-        first_greeting(&tools, &root, &ours.url)?
+        first_greeting(
+            &tools,
+            &root,
+            &ours.url,
+            &format!("{}/floor.html", bench_server.url),
+        )?
     };
-
-    let side_by_side = page_clients(&tools, &root, &release)?;
+    let side_by_side = page_clients(&tools, &root, &bench_server.url)?;
 
     let report = Report {
         unary,
@@ -518,9 +536,11 @@ struct FirstGreeting {
     first_greeting_ms: f64,
     ready_ms: f64,
     round_trip_ms: f64,
+    /// When the field of a plain-HTML page with no script appears, loaded the same way.
+    floor_ms: f64,
 }
 
-fn first_greeting(tools: &Tools, root: &Path, url: &str) -> Result<FirstGreeting> {
+fn first_greeting(tools: &Tools, root: &Path, url: &str, floor_url: &str) -> Result<FirstGreeting> {
     let output = process::output(
         tools
             .command("node")
@@ -529,21 +549,24 @@ fn first_greeting(tools: &Tools, root: &Path, url: &str) -> Result<FirstGreeting
                 "first-greeting.mjs",
                 &format!("{url}/"),
                 &PAGE_RUNS.to_string(),
+                floor_url,
             ]),
     )
     .ok_or("the first-greeting measurement failed")?;
     let report: serde_json::Value =
         serde_json::from_str(output.trim()).map_err(|e| format!("{e}: {output}"))?;
     let runs = report["runs"].as_array().ok_or("no runs")?;
-    let median = |field: &str| {
-        let mut values: Vec<f64> = runs.iter().filter_map(|run| run[field].as_f64()).collect();
+    let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
     };
+    let field = |field: &str| median(runs.iter().filter_map(|run| run[field].as_f64()).collect());
+    let floor = report["floor"].as_array().ok_or("no floor")?;
     Ok(FirstGreeting {
-        first_greeting_ms: median("firstGreeting"),
-        ready_ms: median("ready"),
-        round_trip_ms: median("roundTrip"),
+        first_greeting_ms: field("firstGreeting"),
+        ready_ms: field("ready"),
+        round_trip_ms: field("roundTrip"),
+        floor_ms: median(floor.iter().filter_map(|value| value.as_f64()).collect()),
     })
 }
 
@@ -555,9 +578,9 @@ struct SideBySide {
     connect_stream_rate: f64,
 }
 
-/// Builds the side-by-side page (bench/browser, with bench/wasm's client), serves it from our
-/// server, and runs it in headless Chromium.
-fn page_clients(tools: &Tools, root: &Path, release: &Path) -> Result<SideBySide> {
+/// Builds the bench page into target/bench/page: bench/browser's page and connect-web bundle, and
+/// bench/wasm's client through wasm-bindgen.
+fn build_bench_page(tools: &Tools, root: &Path) -> Result<std::path::PathBuf> {
     let out = root.join("target/bench/page");
     process::run(tools.command("cargo").current_dir(root).args([
         "build",
@@ -582,23 +605,16 @@ fn page_clients(tools: &Tools, root: &Path, release: &Path) -> Result<SideBySide
             .arg("build-page.mjs")
             .arg(&out),
     )?;
-    let server = Server::start(
-        "greeter-server",
-        Command::new(release.join("greeter-server")).env("RUST_LOG", "warn"),
-        |port| {
-            vec![
-                "--addr".into(),
-                format!("127.0.0.1:{port}"),
-                "--static-dir".into(),
-                out.display().to_string(),
-            ]
-        },
-    )?;
+    Ok(out)
+}
+
+/// Runs the side-by-side page, served at `url`, in headless Chromium.
+fn page_clients(tools: &Tools, root: &Path, url: &str) -> Result<SideBySide> {
     let output = process::output(
         tools
             .command("node")
             .current_dir(root.join("bench/browser"))
-            .args(["page-clients.mjs", &format!("{}/", server.url)]),
+            .args(["page-clients.mjs", &format!("{url}/")]),
     )
     .ok_or("the side-by-side page failed")?;
     let report: serde_json::Value =
@@ -683,6 +699,11 @@ impl Report {
             out,
             "| navigation → first greeting, headless Chromium, cold, median of {PAGE_RUNS} | {:.1} ms (app ready {:.1} ms + round trip {:.1} ms) |",
             first.first_greeting_ms, first.ready_ms, first.round_trip_ms
+        );
+        let _ = writeln!(
+            out,
+            "| the same field on a plain-HTML page with no script (this browser's floor), median of {PAGE_RUNS} | {:.1} ms |",
+            first.floor_ms
         );
         let sides = &self.side_by_side;
         let _ = writeln!(
