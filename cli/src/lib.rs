@@ -13,10 +13,12 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use hello_proto::{code_name, greeter_client::GreeterClient, HelloRequest, HelloStreamRequest};
+use hello_proto::{
+    code_name, greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest,
+};
 use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
-    Code, Request, Status,
+    Code, Request, Status, Streaming,
 };
 
 /// The command line.
@@ -177,7 +179,7 @@ async fn call(
         }
         Command::SayHelloStream { count, interval_ms } => {
             let name = one_name(cli)?;
-            let mut stream = client
+            let replies = client
                 .say_hello_stream(with_deadline(
                     HelloStreamRequest {
                         name,
@@ -189,10 +191,7 @@ async fn call(
                 .await
                 .map_err(Failure::Status)?
                 .into_inner();
-            while let Some(reply) = stream.message().await.map_err(Failure::Status)? {
-                writeln!(out, "{}", reply.message)?;
-                out.flush()?;
-            }
+            print_replies(replies, out).await?;
         }
         Command::SayHelloToAll => {
             let summary = client
@@ -205,16 +204,25 @@ async fn call(
             }
         }
         Command::Chat => {
-            let mut replies = client
+            let replies = client
                 .chat(with_deadline(tokio_stream::iter(names(cli)), cli.deadline))
                 .await
                 .map_err(Failure::Status)?
                 .into_inner();
-            while let Some(reply) = replies.message().await.map_err(Failure::Status)? {
-                writeln!(out, "{}", reply.message)?;
-                out.flush()?;
-            }
+            print_replies(replies, out).await?;
         }
+    }
+    Ok(())
+}
+
+/// Prints each greeting of a response stream as it arrives, until the stream's status.
+async fn print_replies(
+    mut replies: Streaming<HelloReply>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    while let Some(reply) = replies.message().await.map_err(Failure::Status)? {
+        writeln!(out, "{}", reply.message)?;
+        out.flush()?;
     }
     Ok(())
 }

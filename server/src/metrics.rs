@@ -44,7 +44,6 @@ struct MethodStats {
     /// Calls by the first bucket their latency fits in (the last slot: none); summed into
     /// Prometheus's cumulative buckets when rendered, so a call costs one increment here.
     buckets: [AtomicU64; BUCKETS.len() + 1],
-    count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
@@ -57,7 +56,6 @@ impl MethodStats {
             .position(|&bound| seconds <= bound)
             .unwrap_or(BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -159,7 +157,12 @@ impl Metrics {
                     "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
-            let count = stats.count.load(Ordering::Relaxed);
+            // Every call is in one bucket, the overflow slot included: their sum is the count.
+            let count: u64 = stats
+                .buckets
+                .iter()
+                .map(|bucket| bucket.load(Ordering::Relaxed))
+                .sum();
             let _ = writeln!(
                 out,
                 "grpc_server_handling_seconds_bucket{{grpc_method=\"{method}\",le=\"+Inf\"}} {count}"
@@ -240,7 +243,7 @@ pub async fn gate_calls(
     );
     let mut call = CallRecord {
         stats: metrics.method(method),
-        in_flight: Arc::clone(metrics),
+        metrics: Arc::clone(metrics),
         span: span.clone(),
         started: Instant::now(),
         code: None,
@@ -264,7 +267,7 @@ pub async fn gate_calls(
 /// One call's record, written when its response ends (or is dropped).
 struct CallRecord {
     stats: Arc<MethodStats>,
-    in_flight: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     span: tracing::Span,
     started: Instant,
     code: Option<Code>,
@@ -276,7 +279,7 @@ impl Drop for CallRecord {
     fn drop(&mut self) {
         let code = self.code.unwrap_or(Code::Cancelled);
         let elapsed = self.started.elapsed();
-        self.in_flight.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.stats.record(code, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         self.span.record("code", code_name(code));

@@ -277,7 +277,7 @@ impl Server {
 
 /// Checks that one call gets its greeting, then loads the server with h2load.
 fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Result<Unary> {
-    verify_greeting(root, server, protocol)?;
+    verify_greeting(root, server, protocol, body)?;
     let log = root.join("target/bench/h2load.log");
     // h2load appends to its log.
     let _ = std::fs::remove_file(&log);
@@ -378,7 +378,7 @@ fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Resu
 
 /// One call before the load, checked for its greeting: h2load counts HTTP statuses only, and a
 /// gRPC error is an HTTP 200.
-fn verify_greeting(root: &Path, server: &Server, protocol: Protocol) -> Result {
+fn verify_greeting(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Result {
     let expect = |output: Option<String>, wanted: &str| match output {
         Some(text) if text.contains(wanted) => Ok(()),
         other => Err(format!(
@@ -406,22 +406,18 @@ fn verify_greeting(root: &Path, server: &Server, protocol: Protocol) -> Result {
                 "--http1.1"
             };
             expect(
-                process::output(
-                    Command::new("curl")
-                        .args([
-                            "-s",
-                            version,
-                            "--data-binary",
-                            "@target/bench/say-hello-world.bin",
-                            "-H",
-                            "content-type: application/grpc-web+proto",
-                            "-H",
-                            "x-grpc-web: 1",
-                            &format!("{}/hello.Greeter/SayHello", server.url),
-                        ])
-                        .current_dir(root),
-                )
-                .map(|body| body.replace('\r', "")),
+                process::output(Command::new("curl").args([
+                    "-s",
+                    version,
+                    "--data-binary",
+                    &format!("@{}", body.display()),
+                    "-H",
+                    "content-type: application/grpc-web+proto",
+                    "-H",
+                    "x-grpc-web: 1",
+                    &format!("{}/hello.Greeter/SayHello", server.url),
+                ]))
+                .map(|answer| answer.replace('\r', "")),
                 "Hello, world",
             )?;
             Ok(())
@@ -457,7 +453,7 @@ fn stream_rate(release: &Path, server: &Server, transport: &str) -> Result<f64> 
     Ok(field("messages=")? / field("seconds=")?)
 }
 
-/// Some calls, a pause, then the resident set: the server idle after warming up.
+/// The resident set a second after start-up, before any call: the server idle.
 fn settle_and_read_rss(server: &Server) -> Result<u64> {
     std::thread::sleep(Duration::from_secs(1));
     Ok(server.rss_kib()?.0)
