@@ -4,7 +4,7 @@
 use std::{path::Path, sync::Arc};
 
 use axum::Router;
-use grpc_websocket::server::{GrpcWebSocketLayer, Limits as WebSocketLimits};
+use grpc_websocket::server::{GrpcWebSocket, GrpcWebSocketLayer, Limits as WebSocketLimits};
 use hello_proto::{greeter_server::GreeterServer, greeter_stats_server::GreeterStatsServer};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -13,9 +13,10 @@ use tonic_web::GrpcWebLayer;
 use tower::Layer;
 
 use crate::{
-    cors::{enforce_origin_policy, OriginPolicy},
+    cors::{OriginGuard, OriginGuardLayer, OriginPolicy},
+    gate::CallGate,
     limits::CallLimit,
-    metrics::{gate_calls, CallGate, Metrics},
+    metrics::Metrics,
     stats::{StatsService, StreamCounters},
     web_assets::{self, AssetStore},
     Config, GreeterService,
@@ -47,18 +48,22 @@ pub const SERVICE_NAMES: [&str; 2] = ["hello.Greeter", "hello.GreeterStats"];
 /// The application, the handle that reports its health, the signal that ends its streams, and its
 /// metrics (which the accept loop adds connections to).
 pub struct App {
-    pub router: Router,
+    pub service: AppService,
     pub health: HealthReporter,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
 }
 
-/// The whole application as one router: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
+/// The whole application as one HTTP service: the origin policy in front of the WebSocket
+/// transport in front of the router. Both wrap the router whole rather than each of its routes,
+/// so a call pays for each of them once.
+pub type AppService = OriginGuard<GrpcWebSocket<Router>>;
+
+/// The whole application: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
 pub fn app(config: &Config) -> App {
-    let policy = Arc::new(OriginPolicy::from_config(config));
     let streams = Arc::new(StreamCounters::default());
     let shutdown = CancellationToken::new();
     let max_message_size = config.max_message_size as usize;
@@ -69,8 +74,14 @@ pub fn app(config: &Config) -> App {
     ))
     .max_decoding_message_size(max_message_size)
     .max_encoding_message_size(max_message_size);
-    let call_limit = CallLimit::new(config.max_concurrent_calls);
     let metrics = Arc::new(Metrics::default());
+    // Every gRPC call, on any transport, is observed and counts against the limit (refusals
+    // observed too); the page is not. The gate sits inside the gRPC-Web translation, where every
+    // call is native gRPC and its status is in its trailers.
+    let gate = CallGate {
+        metrics: Arc::clone(&metrics),
+        limit: CallLimit::new(config.max_concurrent_calls),
+    };
     let stats = GreeterStatsServer::new(StatsService::new(streams));
     let (health, health_service) = tonic_health::server::health_reporter();
     // Reflection describes every service here, so tools such as grpcurl need no .proto files.
@@ -88,28 +99,20 @@ pub fn app(config: &Config) -> App {
         .expect("the embedded descriptor sets are valid");
 
     #[allow(unused_mut)] // with the grpc-testing feature, one more service may join
-    let mut routes = Routes::new(GrpcWebLayer::new().layer(greeter))
-        .add_service(GrpcWebLayer::new().layer(stats))
-        .add_service(GrpcWebLayer::new().layer(health_service))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let mut routes = Routes::new(GrpcWebLayer::new().layer(gate.layer(greeter)))
+        .add_service(GrpcWebLayer::new().layer(gate.layer(stats)))
+        .add_service(GrpcWebLayer::new().layer(gate.layer(health_service)))
+        .add_service(gate.layer(reflection_v1))
+        .add_service(gate.layer(reflection_v1alpha));
     #[cfg(feature = "grpc-testing")]
     if config.grpc_testing {
-        routes = routes
-            .add_service(GrpcWebLayer::new().layer(crate::grpc_testing::service(max_message_size)));
+        routes = routes.add_service(
+            GrpcWebLayer::new().layer(gate.layer(crate::grpc_testing::service(max_message_size))),
+        );
     }
     let router = routes
         .prepare()
         .into_axum_router()
-        // Every gRPC call, on any transport, is observed and counts against the limit (refusals
-        // observed too); the page is not.
-        .route_layer(axum::middleware::from_fn_with_state(
-            CallGate {
-                metrics: Arc::clone(&metrics),
-                limit: call_limit,
-            },
-            gate_calls,
-        ))
         .route(
             "/metrics",
             axum::routing::get({
@@ -122,19 +125,15 @@ pub fn app(config: &Config) -> App {
                 }
             }),
         )
-        .fallback_service(web_assets::fallback(Arc::new(page(config))))
-        // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
-        .layer(GrpcWebSocketLayer::new(WebSocketLimits {
-            max_message_size,
-            ..WebSocketLimits::default()
-        }))
-        .layer(policy.layer())
-        .layer(axum::middleware::from_fn_with_state(
-            policy,
-            enforce_origin_policy,
-        ));
+        .fallback_service(web_assets::fallback(Arc::new(page(config))));
+    // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
+    let router = GrpcWebSocketLayer::new(WebSocketLimits {
+        max_message_size,
+        ..WebSocketLimits::default()
+    })
+    .layer(router);
     App {
-        router,
+        service: OriginGuardLayer::new(OriginPolicy::from_config(config)).layer(router),
         health,
         shutdown,
         metrics,

@@ -11,15 +11,18 @@
 //! a `grpc-websockets` upgrade from a page of another origin is checked here too: same origin or
 //! an allowed one, else 403.
 
-use std::sync::Arc;
-
-use axum::{
-    extract::Request,
-    middleware::Next,
-    response::{IntoResponse, Response},
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
 };
-use http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use axum::extract::Request;
+use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as CorsResponse};
 
 use crate::Config;
 
@@ -81,26 +84,125 @@ fn is_loopback_origin(origin: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-/// Middleware: refuses, with 403, a CORS preflight from an origin the policy does not allow, and
-/// a WebSocket upgrade from an origin that is neither the server's own nor allowed.
-pub async fn enforce_origin_policy(
-    policy: axum::extract::State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let headers = request.headers();
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let is_preflight = request.method() == Method::OPTIONS
-            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
-        let refused = (is_preflight && !policy.allows(origin))
-            || (is_websocket && !is_same_origin(origin, headers) && !policy.allows(origin));
-        if refused {
-            tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+/// Applies an [`OriginPolicy`]: see [`OriginGuard`].
+#[derive(Debug, Clone)]
+pub struct OriginGuardLayer {
+    policy: Arc<OriginPolicy>,
+}
+
+impl OriginGuardLayer {
+    pub fn new(policy: OriginPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
         }
     }
-    next.run(request).await
+}
+
+impl<S> Layer<S> for OriginGuardLayer {
+    type Service = OriginGuard<S>;
+
+    fn layer(&self, inner: S) -> OriginGuard<S> {
+        OriginGuard {
+            inner,
+            cors: Arc::new(self.policy.layer()),
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// Refuses, with 403, a CORS preflight from an origin the policy does not allow, and a WebSocket
+/// upgrade from an origin that is neither the server's own nor allowed; passes other requests
+/// through the CORS layer.
+///
+/// A POST without an `Origin` header (native gRPC, gRPC-Web from a tool, any non-browser client)
+/// skips the CORS layer: it would only add `Vary` headers to a response no cache stores, and every
+/// call would pay for them. The service is cloned for every request, so what it holds is shared.
+#[derive(Debug, Clone)]
+pub struct OriginGuard<S> {
+    inner: S,
+    cors: Arc<CorsLayer>,
+    policy: Arc<OriginPolicy>,
+}
+
+impl<S, B> Service<Request> for OriginGuard<S>
+where
+    S: Service<Request, Response = Response<B>> + Clone,
+    B: Default + From<&'static str>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = GuardedResponse<S::Future, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let headers = request.headers();
+        match headers.get(header::ORIGIN) {
+            None if request.method() == Method::POST => {
+                return GuardedResponse::Plain {
+                    call: self.inner.call(request),
+                }
+            }
+            None => {}
+            Some(origin) => {
+                let is_preflight = request.method() == Method::OPTIONS
+                    && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+                let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
+                let refused = (is_preflight && !self.policy.allows(origin))
+                    || (is_websocket
+                        && !is_same_origin(origin, headers)
+                        && !self.policy.allows(origin));
+                if refused {
+                    tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
+                    return GuardedResponse::Refused {
+                        response: Some(forbidden()),
+                    };
+                }
+            }
+        }
+        // The clone that was made ready serves this request; keep a fresh one.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        GuardedResponse::Cors {
+            call: self.cors.layer(ready).call(request),
+        }
+    }
+}
+
+fn forbidden<B: From<&'static str>>() -> Response<B> {
+    let mut response = Response::new(B::from("origin not allowed\n"));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+pin_project! {
+    /// The response of [`OriginGuard`].
+    #[project = GuardedProjection]
+    pub enum GuardedResponse<F, B> {
+        Plain { #[pin] call: F },
+        Cors { #[pin] call: CorsResponse<F> },
+        Refused { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for GuardedResponse<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GuardedProjection::Plain { call } => call.poll(cx),
+            GuardedProjection::Cors { call } => call.poll(cx),
+            GuardedProjection::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
 }
 
 /// Whether `origin` names the host the request was sent to.

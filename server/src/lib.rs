@@ -5,10 +5,10 @@
 //! parses [`Config`] and calls [`serve`]; tests drive the same functions on an ephemeral port.
 
 pub mod app;
-pub mod call_body;
 pub mod config;
 pub mod cors;
 pub mod deadline;
+pub mod gate;
 pub mod greeter;
 #[cfg(feature = "grpc-testing")]
 pub mod grpc_testing;
@@ -63,7 +63,7 @@ pub async fn serve(
         _ => None,
     };
     let app::App {
-        router,
+        service,
         health,
         shutdown: end_streams,
         metrics,
@@ -84,9 +84,9 @@ pub async fn serve(
         // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
         end_streams.cancel();
     };
-    serve::serve_router(
+    serve::serve_app(
         listener,
-        router,
+        service,
         shutdown,
         config,
         Arc::clone(&metrics),

@@ -1,7 +1,7 @@
 //! Load shedding: a bound on calls in progress across the server, streams included.
 //!
 //! A call takes a permit when it starts and keeps it in its response body (see
-//! [`crate::metrics::gate_calls`]), so a stream holds its permit until it ends, not only until its
+//! [`crate::gate`]), so a stream holds its permit until it ends, not only until its
 //! headers are sent. With no permit left, the call fails at once with RESOURCE_EXHAUSTED, in the
 //! caller's own protocol: work is refused up front rather than queued without bound.
 

@@ -1,9 +1,5 @@
-//! Prometheus metrics at `/metrics`, a tracing span per call, and the gate every call passes
-//! (metrics and the concurrency limit in one middleware).
-//!
-//! Every gRPC call, whatever its transport, is observed from its start to the end of its response
-//! body, so a stream's latency is its whole life and its code is the one in its trailers. A call
-//! whose body is dropped before its status (the client left) counts as CANCELLED.
+//! Prometheus metrics at `/metrics`, recorded by the call gate ([`crate::gate`]) for every gRPC
+//! call on any transport.
 //!
 //! Exposed: calls by method and code, a latency histogram by method, calls in flight, and open
 //! connections. The text format is written here directly: a few counters do not need a framework.
@@ -15,21 +11,11 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, RwLock,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use axum::{extract::Request, middleware::Next, response::Response};
-use bytes::Bytes;
 use hello_proto::code_name;
-use http::{HeaderMap, HeaderValue};
-use tokio::sync::OwnedSemaphorePermit;
 use tonic::Code;
-use tracing::Instrument;
-
-use crate::{
-    call_body::{CallBody, CallGuard},
-    limits::CallLimit,
-};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -39,7 +25,7 @@ const BUCKETS: [f64; 12] = [
 /// One method's counters: calls by code and the latency histogram. Atomics, so that recording a
 /// call takes no lock.
 #[derive(Debug, Default)]
-struct MethodStats {
+pub struct MethodStats {
     codes: [AtomicU64; 17],
     /// Calls by the first bucket their latency fits in (the last slot: none); summed into
     /// Prometheus's cumulative buckets when rendered, so a call costs one increment here.
@@ -48,7 +34,7 @@ struct MethodStats {
 }
 
 impl MethodStats {
-    fn record(&self, code: Code, elapsed: Duration) {
+    pub fn record(&self, code: Code, elapsed: Duration) {
         self.codes[code as usize].fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
         let bucket = BUCKETS
@@ -86,8 +72,21 @@ impl Metrics {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
+    pub fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn call_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A fresh id for a call whose client sent none.
+    pub fn next_request_id(&self) -> u64 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// The counters of `method`: a shared lookup, and a write only the first time a method is seen.
-    fn method(&self, method: &str) -> Arc<MethodStats> {
+    pub fn method(&self, method: &str) -> Arc<MethodStats> {
         if let Some(stats) = self.methods.read().unwrap().get(method) {
             return Arc::clone(stats);
         }
@@ -197,108 +196,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// What every gRPC call passes through, on any transport: its metrics record and the bound on
-/// calls in progress.
-#[derive(Debug, Clone)]
-pub struct CallGate {
-    pub metrics: Arc<Metrics>,
-    pub limit: CallLimit,
-}
-
-/// Middleware for the gRPC routes: observes each call until its response body ends (refusals
-/// included), and admits it only if the limit allows. One middleware for both, since each layer
-/// costs every call a boxed future and a wrapped body.
-pub async fn gate_calls(
-    axum::extract::State(gate): axum::extract::State<CallGate>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let metrics = &gate.metrics;
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .cloned()
-        .unwrap_or_else(|| {
-            let id = metrics.next_request_id.fetch_add(1, Ordering::Relaxed);
-            HeaderValue::from(id)
-        });
-    request
-        .headers_mut()
-        .insert("x-request-id", request_id.clone());
-    let peer = request
-        .extensions()
-        .get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(|info| info.remote_addr);
-    let method = request.uri().path();
-    // The call's span: everything the handler logs is inside it, and it closes with the code.
-    let span = tracing::info_span!(
-        "call",
-        method = %method,
-        peer = %peer.map(|peer| peer.to_string()).unwrap_or_default(),
-        request_id = %request_id.to_str().unwrap_or_default(),
-        code = tracing::field::Empty,
-        latency_ms = tracing::field::Empty,
-    );
-    let mut call = CallRecord {
-        stats: metrics.method(method),
-        metrics: Arc::clone(metrics),
-        span: span.clone(),
-        started: Instant::now(),
-        code: None,
-        permit: None,
-    };
-    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-
-    let mut response = match gate.limit.admit(method) {
-        Ok(permit) => {
-            call.permit = Some(permit);
-            next.run(request).instrument(span).await
-        }
-        Err(refusal) => refusal.into_http(),
-    };
-    response.headers_mut().insert("x-request-id", request_id);
-    // A trailers-only response (an error before any message) carries its status in the headers.
-    call.code = grpc_code(response.headers());
-    response.map(|body| CallBody::wrap(body, call))
-}
-
-/// One call's record, written when its response ends (or is dropped).
-struct CallRecord {
-    stats: Arc<MethodStats>,
-    metrics: Arc<Metrics>,
-    span: tracing::Span,
-    started: Instant,
-    code: Option<Code>,
-    /// The call's place under the concurrency limit, held until its response ends.
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Drop for CallRecord {
-    fn drop(&mut self) {
-        let code = self.code.unwrap_or(Code::Cancelled);
-        let elapsed = self.started.elapsed();
-        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.stats.record(code, elapsed);
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        self.span.record("code", code_name(code));
-        self.span.record("latency_ms", latency_ms);
-        self.span.in_scope(|| tracing::info!("call ended"));
-    }
-}
-
-impl CallGuard for CallRecord {
-    fn on_frame(&mut self, frame: &http_body::Frame<Bytes>) {
-        if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
-            self.code = Some(code);
-        }
-    }
-}
-
-fn grpc_code(headers: &HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
-    value.parse::<i32>().ok().map(Code::from_i32)
 }
 
 #[cfg(test)]

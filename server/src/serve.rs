@@ -8,7 +8,7 @@
 
 use std::{future::Future, io, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -21,16 +21,16 @@ use tower::ServiceExt;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::{metrics::Metrics, Config};
+use crate::{app::AppService, metrics::Metrics, Config};
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
 /// most the configured drain timeout.
-pub async fn serve_router(
+pub async fn serve_app(
     listener: TcpListener,
-    app: Router,
+    app: AppService,
     shutdown: impl Future<Output = ()>,
     config: &Config,
     metrics: Arc<Metrics>,
@@ -81,7 +81,7 @@ pub async fn serve_router(
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(connect_info.clone());
-                request
+                request.map(Body::new)
             });
         let builder = builder.clone();
         let watcher = graceful.watcher();

@@ -128,7 +128,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -136,14 +136,46 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if !is_grpc_websocket_upgrade(&request) {
-            let call = self.inner.call(request);
-            return Box::pin(async move { Ok(call.await?.map(Body::new)) });
+            return ResponseFuture::Passed {
+                call: self.inner.call(request),
+            };
         }
         // The clone that was made ready is the one that serves this call; keep a fresh one.
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
-        let limits = Arc::clone(&self.limits);
-        Box::pin(async move { Ok(accept(request, inner, limits)) })
+        ResponseFuture::Upgraded {
+            response: Some(accept(request, inner, Arc::clone(&self.limits))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of [`GrpcWebSocket`]: the inner service's, for every request that is not an
+    /// upgrade (without boxing: every call passes here), or the answer to the upgrade.
+    #[project = ResponseFutureProjection]
+    pub enum ResponseFuture<F> {
+        Passed { #[pin] call: F },
+        Upgraded { response: Option<Response<Body>> },
+    }
+}
+
+impl<F, ResBody> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, Infallible>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ResponseFutureProjection::Passed { call } => {
+                call.poll(cx).map(|response| Ok(response?.map(Body::new)))
+            }
+            ResponseFutureProjection::Upgraded { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
     }
 }
 
