@@ -23,7 +23,7 @@ try {
     timeout: 30_000,
   });
   const result = await page.evaluate(() =>
-    window.runBench({ rounds: 10, callsPerRound: 100, streamCount: 1000 }),
+    window.runBench({ rounds: 20, callsPerRound: 100, streamCount: 1000 }),
   );
   console.log(JSON.stringify(result));
 } finally {
