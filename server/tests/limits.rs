@@ -189,3 +189,27 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert_eq!(&buffer, b"HTTP/1.1 200");
     server.stop().await;
 }
+
+/// Connections carry TCP keepalive, so a peer that vanished without closing is found: the kernel
+/// shows the keepalive timer (2 in /proc/net/tcp's `tr` column) on the server's side of an idle one.
+#[tokio::test]
+async fn idle_connections_are_probed_by_tcp_keepalive() {
+    let server = TestServer::start(|_| {}).await;
+    let client = TcpStream::connect(server.addr).await.unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port_of = |address: &str| u16::from_str_radix(address.rsplit(':').next().unwrap(), 16);
+    let server_side = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| {
+            port_of(fields[1]) == Ok(server.addr.port()) && port_of(fields[2]) == Ok(client_port)
+        })
+        .unwrap_or_else(|| panic!("no server-side socket for port {client_port} in\n{table}"));
+    let timer = server_side[5].split(':').next().unwrap();
+    assert_eq!(timer, "02", "timer of {server_side:?}");
+    drop(client);
+    server.stop().await;
+}
