@@ -1,5 +1,7 @@
 //! `greeter-server`: serves the Greeter and the web page on one port until Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use greeter_server::{bind, config::LogFormat, serve, Config};
 use tracing_subscriber::EnvFilter;
@@ -7,9 +9,12 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
-    let logs = tracing_subscriber::fmt().with_env_filter(
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    );
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        // Colours for a terminal only: in a file or a log collector they are noise.
+        .with_ansi(std::io::stdout().is_terminal());
     match config.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

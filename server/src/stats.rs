@@ -27,7 +27,7 @@ impl StreamCounters {
     pub fn start(self: &Arc<Self>, method: &'static str) -> StreamGuard {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(method, "stream started");
+        tracing::debug!(method, "stream started");
         StreamGuard {
             counters: Arc::clone(self),
             method,
@@ -103,7 +103,7 @@ impl Drop for StreamGuard {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.counters.active.fetch_sub(1, Ordering::Relaxed);
-        tracing::info!(method = self.method, ?outcome, "stream ended");
+        tracing::debug!(method = self.method, ?outcome, "stream ended");
     }
 }
 

@@ -108,9 +108,14 @@ async fn mixed_load_then_graceful_shutdown() {
         .unwrap()
         .port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_greeter-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--drain-timeout", "10s"])
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--drain-timeout",
+            "10s",
+        ])
         .args(["--log-format", "json"])
-        .env("RUST_LOG", "info,greeter_server::metrics=warn,greeter_server::stats=warn,greeter_server::greeter=warn")
+        .env("RUST_LOG", "info,greeter_server::gate=warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
