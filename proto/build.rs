@@ -36,6 +36,8 @@ fn generate(
         .build_client(true)
         .build_transport(false)
         .build_server(build_server)
+        // prost's codec with small buffers (see src/codec.rs).
+        .codec_path("crate::codec::HelloCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

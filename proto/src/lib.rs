@@ -7,6 +7,8 @@
 
 #![allow(clippy::derive_partial_eq_without_eq)]
 
+pub mod codec;
+
 tonic::include_proto!("hello");
 
 /// The official gRPC interop contract (`grpc.testing.TestService` and its messages), compiled from
