@@ -76,15 +76,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let metrics = &self.gate.metrics;
         let mut request_id = match request.headers().get(REQUEST_ID) {
             Some(id) => id.clone(),
-            None => {
-                let id = HeaderValue::from(metrics.next_request_id());
-                request.headers_mut().insert(REQUEST_ID, id.clone());
-                id
-            }
+            None => HeaderValue::from(metrics.next_request_id()),
         };
         // A value unique to each call: HTTP/2's header compression must not index it, or each
         // response evicts useful entries and the table's lookups slow down.
