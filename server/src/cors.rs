@@ -114,9 +114,12 @@ impl<S> Layer<S> for OriginGuardLayer {
 /// upgrade from an origin that is neither the server's own nor allowed; passes other requests
 /// through the CORS layer.
 ///
-/// A POST without an `Origin` header (native gRPC, gRPC-Web from a tool, any non-browser client)
-/// skips the CORS layer: it would only add `Vary` headers to a response no cache stores, and every
-/// call would pay for them. The service is cloned for every request, so what it holds is shared.
+/// A POST without an `Origin` header (native gRPC, gRPC-Web from a tool, any non-browser client),
+/// or from the server's own origin (the page it serves), skips the CORS layer: it needs no CORS
+/// headers, and would only get `Vary` headers on a response no cache stores, which every call
+/// would pay for, the browser client included, since it reads every response header.
+///
+/// The service is cloned for every request, so what it holds is shared.
 #[derive(Debug, Clone)]
 pub struct OriginGuard<S> {
     inner: S,
@@ -139,8 +142,14 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let headers = request.headers();
+        let is_post = request.method() == Method::POST;
         match headers.get(header::ORIGIN) {
-            None if request.method() == Method::POST => {
+            None if is_post => {
+                return GuardedResponse::Plain {
+                    call: self.inner.call(request),
+                }
+            }
+            Some(origin) if is_post && is_same_origin(origin, headers) => {
                 return GuardedResponse::Plain {
                     call: self.inner.call(request),
                 }

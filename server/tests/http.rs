@@ -313,6 +313,46 @@ async fn cors_preflight_from_an_allowed_origin() {
     server.stop().await;
 }
 
+/// The page's own calls (same origin) and calls without an `Origin` get no CORS headers, `Vary`
+/// included: they need none, and the browser client reads every response header. A call from an
+/// allowed other origin still varies by origin.
+#[tokio::test]
+async fn same_origin_calls_carry_no_cors_headers() {
+    let server = TestServer::start(|config| {
+        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
+    })
+    .await;
+    let client = http1_client();
+    for origin in [Some(server.url()), None] {
+        let mut call = grpc_web_hello_world(&server, "/hello.Greeter/SayHello");
+        if let Some(origin) = &origin {
+            call.headers_mut()
+                .insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        let reply = send(&client, call).await;
+        assert_eq!(
+            reply.header("grpc-status"),
+            None,
+            "{origin:?}: status in the body"
+        );
+        assert!(reply.body.ends_with(b"grpc-status:0\r\n"), "{origin:?}");
+        assert_eq!(reply.header("vary"), None, "{origin:?}");
+        assert_eq!(
+            reply.header("access-control-allow-origin"),
+            None,
+            "{origin:?}"
+        );
+    }
+    let mut call = grpc_web_hello_world(&server, "/hello.Greeter/SayHello");
+    call.headers_mut()
+        .insert(header::ORIGIN, "https://app.example.com".parse().unwrap());
+    let reply = send(&client, call).await;
+    assert!(reply
+        .header("vary")
+        .is_some_and(|vary| vary.contains("origin")));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn cors_preflight_from_a_disallowed_origin_is_refused() {
     let server = TestServer::start(|config| {

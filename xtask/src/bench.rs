@@ -753,7 +753,8 @@ impl Report {
         let targets: Vec<(String, String, Option<bool>)> = vec![
             (
                 "gRPC-Web over HTTP/1.1 ≥ 0.8 × the plain-hyper ceiling".into(),
-                format!("{:.2} ×", ours_h1 / ceiling),
+                // Three places, so that a ratio at the threshold reads as what decided it.
+                format!("{:.3} ×", ours_h1 / ceiling),
                 Some(ours_h1 / ceiling >= 0.8),
             ),
             (
@@ -783,7 +784,7 @@ impl Report {
             ),
             (
                 "page unary round trip, wasm stub / connect-web ≤ 1.1".into(),
-                format!("{:.2}", sides.wasm_unary_ms / sides.connect_unary_ms),
+                format!("{:.3}", sides.wasm_unary_ms / sides.connect_unary_ms),
                 Some(sides.wasm_unary_ms / sides.connect_unary_ms <= 1.1),
             ),
             (
