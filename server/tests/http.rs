@@ -279,12 +279,17 @@ fn preflight(server: &TestServer, origin: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// The page elsewhere that the CORS tests' server allows.
+const APP_ORIGIN: &str = "https://app.example.com";
+
+async fn server_allowing(origin: &str) -> TestServer {
+    let origin = origin.parse().unwrap();
+    TestServer::start(|config| config.allow_origins = vec![origin]).await
+}
+
 #[tokio::test]
 async fn cors_preflight_from_an_allowed_origin() {
-    let server = TestServer::start(|config| {
-        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
-    })
-    .await;
+    let server = server_allowing(APP_ORIGIN).await;
     let client = http1_client();
     let reply = send(&client, preflight(&server, "https://app.example.com")).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -318,10 +323,7 @@ async fn cors_preflight_from_an_allowed_origin() {
 /// allowed other origin still varies by origin.
 #[tokio::test]
 async fn same_origin_calls_carry_no_cors_headers() {
-    let server = TestServer::start(|config| {
-        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
-    })
-    .await;
+    let server = server_allowing(APP_ORIGIN).await;
     let client = http1_client();
     for origin in [Some(server.url()), None] {
         let mut call = grpc_web_hello_world(&server, "/hello.Greeter/SayHello");
@@ -355,10 +357,7 @@ async fn same_origin_calls_carry_no_cors_headers() {
 
 #[tokio::test]
 async fn cors_preflight_from_a_disallowed_origin_is_refused() {
-    let server = TestServer::start(|config| {
-        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
-    })
-    .await;
+    let server = server_allowing(APP_ORIGIN).await;
     let client = http1_client();
     for origin in ["https://evil.example.com", "http://127.0.0.1:8080"] {
         let reply = send(&client, preflight(&server, origin)).await;
