@@ -142,33 +142,24 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let headers = request.headers();
-        let is_post = request.method() == Method::POST;
-        match headers.get(header::ORIGIN) {
-            None if is_post => {
-                return GuardedResponse::Plain {
-                    call: self.inner.call(request),
-                }
-            }
-            Some(origin) if is_post && is_same_origin(origin, headers) => {
-                return GuardedResponse::Plain {
-                    call: self.inner.call(request),
-                }
-            }
-            None => {}
-            Some(origin) => {
-                let is_preflight = request.method() == Method::OPTIONS
-                    && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-                let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
-                let refused = (is_preflight && !self.policy.allows(origin))
-                    || (is_websocket
-                        && !is_same_origin(origin, headers)
-                        && !self.policy.allows(origin));
-                if refused {
-                    tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
-                    return GuardedResponse::Refused {
-                        response: Some(forbidden()),
-                    };
-                }
+        let origin = headers.get(header::ORIGIN);
+        let same_origin = origin.is_none_or(|origin| is_same_origin(origin, headers));
+        if same_origin && request.method() == Method::POST {
+            return GuardedResponse::Plain {
+                call: self.inner.call(request),
+            };
+        }
+        if let Some(origin) = origin {
+            let is_preflight = request.method() == Method::OPTIONS
+                && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
+            let refused = (is_preflight && !self.policy.allows(origin))
+                || (is_websocket && !same_origin && !self.policy.allows(origin));
+            if refused {
+                tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
+                return GuardedResponse::Refused {
+                    response: Some(forbidden()),
+                };
             }
         }
         // The clone that was made ready serves this request; keep a fresh one.

@@ -25,11 +25,6 @@ impl CallLimit {
         }
     }
 
-    /// Calls in progress now.
-    pub fn in_flight(&self) -> usize {
-        self.max as usize - self.permits.available_permits()
-    }
-
     /// A permit for one call if one is free; RESOURCE_EXHAUSTED, saying so, if not.
     pub fn admit(&self, path: &str) -> Result<OwnedSemaphorePermit, Status> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {

@@ -57,6 +57,7 @@ pub async fn serve_app(
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.max_streams_per_connection)
         .max_header_list_size(64 * 1024);
+    let keepalive = tcp_keepalive();
     let connections = Arc::new(Semaphore::new(config.max_connections as usize));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -84,7 +85,7 @@ pub async fn serve_app(
         // connection) and keeps idle NAT mappings alive. HTTP/2 PINGs would do the same from
         // inside hyper, but its keep-alive takes a shared lock on every frame every stream
         // receives: a fifth of the unary call rate on this server.
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&tcp_keepalive());
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         // tonic's `Request::remote_addr` reads this extension.
         let connect_info = stream.connect_info();
         let service = app
