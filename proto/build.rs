@@ -23,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     generate(descriptors, build_server)?;
 
     if env::var_os("CARGO_FEATURE_GRPC_TESTING").is_some() {
-        generate(grpc_testing_descriptors()?, build_server)?;
+        let descriptors = grpc_testing_descriptors()?;
+        std::fs::write(
+            out_dir.join("grpc_testing_descriptor.bin"),
+            prost::Message::encode_to_vec(&descriptors),
+        )?;
+        generate(descriptors, build_server)?;
     }
     Ok(())
 }

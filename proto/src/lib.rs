@@ -16,6 +16,10 @@ tonic::include_proto!("hello");
 #[cfg(feature = "grpc-testing")]
 pub mod grpc_testing {
     tonic::include_proto!("grpc.testing");
+
+    /// The encoded `FileDescriptorSet` of the interop contract, for reflection and metrics.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("grpc_testing_descriptor");
 }
 
 /// The encoded `FileDescriptorSet` of `hello.proto`, for server reflection and for tools that need

@@ -13,6 +13,7 @@ use tonic_web::GrpcWebLayer;
 use tower::Layer;
 
 use crate::{
+    catalog,
     cors::{OriginGuard, OriginGuardLayer, OriginPolicy},
     gate::CallGate,
     limits::CallLimit,
@@ -74,7 +75,26 @@ pub fn app(config: &Config) -> App {
     ))
     .max_decoding_message_size(max_message_size)
     .max_encoding_message_size(max_message_size);
-    let metrics = Arc::new(Metrics::default());
+    // The contracts of the services hosted here: reflection describes them, and metrics label
+    // calls by their methods (and reflection's own).
+    #[allow(unused_mut)] // with the grpc-testing feature, one more contract may join
+    let mut contracts = vec![
+        hello_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ];
+    #[cfg(feature = "grpc-testing")]
+    if config.grpc_testing {
+        contracts.push(hello_proto::grpc_testing::FILE_DESCRIPTOR_SET);
+    }
+    let metrics = Arc::new(Metrics::new(
+        contracts
+            .iter()
+            .chain(&[
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ])
+            .flat_map(|contract| catalog::method_paths(contract)),
+    ));
     // Every gRPC call, on any transport, is observed and counts against the limit (refusals
     // observed too); the page is not. The gate sits inside the gRPC-Web translation, where every
     // call is native gRPC and its status is in its trailers.
@@ -87,9 +107,10 @@ pub fn app(config: &Config) -> App {
     // Reflection describes every service here, so tools such as grpcurl need no .proto files.
     // v1 and the older v1alpha, which many tools still ask for first.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(hello_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        contracts.iter().fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, contract| builder.register_encoded_file_descriptor_set(contract),
+        )
     };
     let reflection_v1 = reflection()
         .build_v1()

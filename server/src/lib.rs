@@ -5,6 +5,7 @@
 //! parses [`Config`] and calls [`serve`]; tests drive the same functions on an ephemeral port.
 
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod cors;
 pub mod deadline;

@@ -3,13 +3,17 @@
 //!
 //! Exposed: calls by method and code, a latency histogram by method, calls in flight, and open
 //! connections. The text format is written here directly: a few counters do not need a framework.
+//!
+//! The method labels are fixed at start-up, one per hosted method (see [`crate::catalog`]), plus
+//! [`UNKNOWN_METHOD`] for every other path: no client can add a label, take a real method's, or
+//! put a character into the page that breaks a scraper's parser.
 
 use std::{
     collections::HashMap,
     fmt::Write,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, RwLock,
+        Arc,
     },
     time::Duration,
 };
@@ -49,21 +53,36 @@ impl MethodStats {
     }
 }
 
-/// Distinct method labels kept; calls to further (unknown, client-invented) methods count under
-/// [`OTHER_METHODS`], so that no client can grow the metrics without bound.
-const MAX_METHODS: usize = 64;
-const OTHER_METHODS: &str = "other";
+/// The label of every call to a path that no hosted service has: one label for all of them, so
+/// no client can add labels or take a real method's.
+pub const UNKNOWN_METHOD: &str = "unknown";
 
 /// The server's metrics; cheap to share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    methods: RwLock<HashMap<String, Arc<MethodStats>>>,
+    /// One entry per hosted method, fixed at start-up: a lookup takes no lock.
+    methods: HashMap<String, Arc<MethodStats>>,
+    unknown: Arc<MethodStats>,
     in_flight: AtomicU64,
     open_connections: AtomicU64,
     next_request_id: AtomicU64,
 }
 
 impl Metrics {
+    /// Metrics for the hosted methods, by their paths (`/package.Service/Method`).
+    pub fn new(methods: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            methods: methods
+                .into_iter()
+                .map(|method| (method, Arc::default()))
+                .collect(),
+            unknown: Arc::default(),
+            in_flight: AtomicU64::new(0),
+            open_connections: AtomicU64::new(0),
+            next_request_id: AtomicU64::new(0),
+        }
+    }
+
     pub fn connection_opened(&self) {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
     }
@@ -85,42 +104,32 @@ impl Metrics {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The counters of `method`: a shared lookup, and a write only the first time a method is seen.
-    pub fn method(&self, method: &str) -> Arc<MethodStats> {
-        if let Some(stats) = self.methods.read().unwrap().get(method) {
-            return Arc::clone(stats);
-        }
-        let mut methods = self.methods.write().unwrap();
-        let key = if methods.len() < MAX_METHODS || methods.contains_key(method) {
-            method
-        } else {
-            OTHER_METHODS
-        };
-        Arc::clone(methods.entry(key.to_owned()).or_default())
+    /// The counters of the method at `path`, or of [`UNKNOWN_METHOD`] if no hosted service has it.
+    pub fn method(&self, path: &str) -> Arc<MethodStats> {
+        Arc::clone(self.methods.get(path).unwrap_or(&self.unknown))
     }
 
-    /// Every method's counters, by method name.
-    fn sorted(&self) -> Vec<(String, Arc<MethodStats>)> {
+    /// Every method's counters, by method name, the unknown ones last.
+    fn sorted(&self) -> Vec<(&str, &MethodStats)> {
         let mut methods: Vec<_> = self
             .methods
-            .read()
-            .unwrap()
             .iter()
-            .map(|(method, stats)| (method.clone(), Arc::clone(stats)))
+            .map(|(method, stats)| (method.as_str(), &**stats))
             .collect();
-        methods.sort_by(|a, b| a.0.cmp(&b.0));
+        methods.sort_by(|a, b| a.0.cmp(b.0));
+        methods.push((UNKNOWN_METHOD, &self.unknown));
         methods
     }
 
     /// Calls completed so far: (method, code, count).
-    pub fn handled(&self) -> Vec<(String, &'static str, u64)> {
+    pub fn handled(&self) -> Vec<(&str, &'static str, u64)> {
         let mut handled = Vec::new();
         for (method, stats) in self.sorted() {
             for (number, count) in stats.codes.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     handled.push((
-                        method.clone(),
+                        method,
                         code_name(Code::from_i32(number as i32)),
                         count,
                     ));
@@ -138,6 +147,7 @@ impl Metrics {
         );
         out.push_str("# TYPE grpc_server_handled_total counter\n");
         for (method, code, count) in self.handled() {
+            let method = LabelValue(method);
             let _ = writeln!(
                 out,
                 "grpc_server_handled_total{{grpc_method=\"{method}\",grpc_code=\"{code}\"}} {count}"
@@ -148,6 +158,7 @@ impl Metrics {
         );
         out.push_str("# TYPE grpc_server_handling_seconds histogram\n");
         for (method, stats) in self.sorted() {
+            let method = LabelValue(method);
             let mut cumulative = 0;
             for (count, bound) in stats.buckets.iter().zip(BUCKETS) {
                 cumulative += count.load(Ordering::Relaxed);
@@ -198,39 +209,81 @@ impl Metrics {
     }
 }
 
+/// A label value written as the Prometheus text format requires: `\\`, `\"` and `\n` escaped.
+/// The labels are the hosted services' own method names, but a name in a descriptor set is not
+/// this module's to trust.
+struct LabelValue<'a>(&'a str);
+
+impl std::fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(['\\', '"', '\n']) {
+            f.write_str(&rest[..at])?;
+            f.write_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        f.write_str(rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn hosted() -> Metrics {
+        Metrics::new(["/hello.Greeter/SayHello".to_owned(), "/hello.Greeter/Chat".to_owned()])
+    }
+
     #[test]
-    fn client_invented_methods_cannot_grow_the_metrics_without_bound() {
-        let metrics = Metrics::default();
+    fn invented_methods_share_one_label_and_never_take_a_real_one() {
+        let metrics = hosted();
         for i in 0..1000 {
             metrics
                 .method(&format!("/hello.Greeter/Invented{i}"))
                 .record(Code::Unimplemented, Duration::from_millis(1));
         }
+        // A real method called for the first time after them keeps its own label.
         metrics
-            .method("/hello.Greeter/Invented0")
-            .record(Code::Unimplemented, Duration::from_millis(1));
-        let handled = metrics.handled();
-        assert_eq!(handled.len(), MAX_METHODS + 1);
-        let other = handled
-            .iter()
-            .find(|(method, _, _)| method == OTHER_METHODS)
-            .unwrap();
-        assert_eq!(other.2, 1000 - MAX_METHODS as u64);
-        assert!(handled.contains(&("/hello.Greeter/Invented0".to_owned(), "UNIMPLEMENTED", 2)));
+            .method("/hello.Greeter/Chat")
+            .record(Code::Ok, Duration::from_millis(1));
+        assert_eq!(
+            metrics.handled(),
+            [
+                ("/hello.Greeter/Chat", "OK", 1),
+                (UNKNOWN_METHOD, "UNIMPLEMENTED", 1000)
+            ]
+        );
         let text = metrics.render();
-        assert!(text.contains("grpc_server_handling_seconds_count{grpc_method=\"other\"} 936"));
+        assert!(text.contains("grpc_server_handling_seconds_count{grpc_method=\"unknown\"} 1000"));
         // 1 ms: above the 0.5 ms bucket, inside the 1 ms one, and in every one after it.
         assert!(text.contains(
-            "grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"0.0005\"} 0"
+            "grpc_server_handling_seconds_bucket{grpc_method=\"unknown\",le=\"0.0005\"} 0"
         ));
         assert!(text.contains(
-            "grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"0.001\"} 936"
+            "grpc_server_handling_seconds_bucket{grpc_method=\"unknown\",le=\"0.001\"} 1000"
         ));
-        assert!(text
-            .contains("grpc_server_handling_seconds_bucket{grpc_method=\"other\",le=\"30\"} 936"));
+        assert!(text.contains(
+            "grpc_server_handling_seconds_bucket{grpc_method=\"unknown\",le=\"30\"} 1000"
+        ));
+        assert!(!text.contains("Invented"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            LabelValue("/a\"b\\c\nd").to_string(),
+            "/a\\\"b\\\\c\\nd"
+        );
+        let metrics = Metrics::new(["/odd\"name".to_owned()]);
+        metrics
+            .method("/odd\"name")
+            .record(Code::Ok, Duration::from_millis(1));
+        assert!(metrics
+            .render()
+            .contains("grpc_server_handled_total{grpc_method=\"/odd\\\"name\",grpc_code=\"OK\"} 1"));
     }
 }
