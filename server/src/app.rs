@@ -72,16 +72,17 @@ pub fn app(config: &Config) -> App {
         Arc::clone(&streams),
         shutdown.clone(),
         config.max_call_duration,
+        max_message_size,
     ))
     .max_decoding_message_size(max_message_size)
     .max_encoding_message_size(max_message_size);
     // The contracts of the services hosted here: reflection describes them, and metrics label
     // calls by their methods (and reflection's own).
     #[allow(unused_mut)] // with the grpc-testing feature, one more contract may join
-    let mut contracts = vec![
+    let mut contracts: Vec<&[u8]> = Vec::from([
         hello_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ];
+    ]);
     #[cfg(feature = "grpc-testing")]
     if config.grpc_testing {
         contracts.push(hello_proto::grpc_testing::FILE_DESCRIPTOR_SET);
@@ -150,11 +151,13 @@ pub fn app(config: &Config) -> App {
     // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
     let router = GrpcWebSocketLayer::new(WebSocketLimits {
         max_message_size,
-        ..WebSocketLimits::default()
+        header_timeout: config.header_read_timeout,
     })
     .layer(router);
+    let policy = OriginPolicy::from_config(config);
+    tracing::info!("answering requests for {}", policy.hosts().describe());
     App {
-        service: OriginGuardLayer::new(OriginPolicy::from_config(config)).layer(router),
+        service: OriginGuardLayer::new(policy).layer(router),
         health,
         shutdown,
         metrics,

@@ -53,7 +53,10 @@ mod tests {
     fn lists_health_and_reflection() {
         assert_eq!(
             method_paths(tonic_health::pb::FILE_DESCRIPTOR_SET),
-            ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]
+            [
+                "/grpc.health.v1.Health/Check",
+                "/grpc.health.v1.Health/Watch"
+            ]
         );
         assert_eq!(
             method_paths(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET),

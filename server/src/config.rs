@@ -11,6 +11,9 @@ use http::HeaderValue;
 /// The seed's port, on loopback: reachable from this machine only unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 
+/// The largest gRPC message by default, either way: tonic's own default decoding limit.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 4 * 1024 * 1024;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "greeter-server",
@@ -39,6 +42,19 @@ pub struct Config {
     )]
     pub allow_origins: Vec<HeaderValue>,
 
+    /// A host name the server answers for, beside the loopback names a loopback-bound server
+    /// always answers (any port). A server bound to another address answers only the names
+    /// given, or any name when none is given. Other hosts get 421: the defence against DNS
+    /// rebinding. Repeat the flag, or separate names with commas in the environment variable.
+    #[arg(
+        long = "allowed-host",
+        env = "GREETER_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST",
+        value_parser = crate::host::parse_host_name
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Serve TLS with this certificate chain (PEM). Needs --tls-key. HTTP/2 and HTTP/1.1 are
     /// offered by ALPN; gRPC, gRPC-Web, WebSockets (wss) and the page all work over it.
     #[arg(long, env = "GREETER_TLS_CERT", requires = "tls_key")]
@@ -55,7 +71,7 @@ pub struct Config {
 
     /// The largest gRPC message accepted or sent, in bytes (both directions, every transport).
     /// A larger one ends its call with OUT_OF_RANGE.
-    #[arg(long, env = "GREETER_MAX_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024,
+    #[arg(long, env = "GREETER_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_message_size: u32,
 
@@ -75,10 +91,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
-    /// How long a client may take to send a request's headers (HTTP/1.1) before the connection is
-    /// closed: the defence against slow-header (slowloris) clients.
+    /// How long a client may take to send a request's headers before the connection is closed:
+    /// the defence against slow-header (slowloris) clients. It also bounds a new connection's wait
+    /// for its first request (TLS handshake included, HTTP/1.1 and HTTP/2 alike) and a WebSocket
+    /// call's wait for its header block.
     #[arg(long, env = "GREETER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// How long a connection may stay open with no request in flight once it has served one;
+    /// then it is closed (HTTP/2 with a GOAWAY).
+    #[arg(long, env = "GREETER_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 
     /// The longest any call may run, whatever deadline the client asks for (none by default).
     #[arg(long, env = "GREETER_MAX_CALL_DURATION", value_parser = humantime::parse_duration)]
@@ -107,14 +130,16 @@ impl Config {
             addr,
             static_dir: None,
             allow_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             tls_cert: None,
             tls_key: None,
             drain_timeout: Duration::from_secs(10),
-            max_message_size: 4 * 1024 * 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_calls: 10_000,
             max_streams_per_connection: 200,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_call_duration: None,
             log_format: LogFormat::Text,
             dev: false,

@@ -9,7 +9,11 @@
 //!
 //! Browsers send no preflight before a WebSocket, and the same-origin policy does not cover it, so
 //! a `grpc-websockets` upgrade from a page of another origin is checked here too: same origin or
-//! an allowed one, else 403.
+//! an allowed one, else 403. "Same origin" means the same scheme, host and port as the request.
+//!
+//! Before any of that, the request's host must be one the server answers for (see
+//! [`crate::host`]); any other gets 421 on every protocol, so a page on a rebinding domain can
+//! reach nothing, the WebSocket upgrade and `/metrics` included.
 
 use std::{
     future::Future,
@@ -24,7 +28,10 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as CorsResponse};
 
-use crate::Config;
+use crate::{
+    host::{self, AllowedHosts},
+    Config,
+};
 
 /// Response headers a gRPC-Web client must be able to read.
 const EXPOSED_HEADERS: [&str; 5] = [
@@ -35,11 +42,14 @@ const EXPOSED_HEADERS: [&str; 5] = [
     "grpc-accept-encoding",
 ];
 
-/// Which origins may call the API cross-origin.
+/// Which hosts the server answers for, and which origins may call the API cross-origin.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
     allowed: Vec<HeaderValue>,
     loopback: bool,
+    hosts: AllowedHosts,
+    /// The scheme the server is reached by, for same-origin checks.
+    scheme: &'static str,
 }
 
 impl OriginPolicy {
@@ -47,7 +57,18 @@ impl OriginPolicy {
         Self {
             allowed: config.allow_origins.clone(),
             loopback: config.dev,
+            hosts: AllowedHosts::for_address(config.addr, &config.allowed_hosts),
+            scheme: if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         }
+    }
+
+    /// The host names answered, for the start-up log.
+    pub fn hosts(&self) -> &AllowedHosts {
+        &self.hosts
     }
 
     /// Whether a request with this `Origin` header may read the API's responses.
@@ -141,9 +162,24 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if !self.policy.hosts.allows_request(&request) {
+            tracing::debug!(
+                host = host::request_authority(&request).unwrap_or_default(),
+                "refused a request for a host this server does not answer for"
+            );
+            return GuardedResponse::Refused {
+                response: Some(refusal(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "this server does not answer for that host name\n",
+                )),
+            };
+        }
         let headers = request.headers();
         let origin = headers.get(header::ORIGIN);
-        let same_origin = origin.is_none_or(|origin| is_same_origin(origin, headers));
+        let same_origin = origin.is_none_or(|origin| {
+            host::request_authority(&request)
+                .is_some_and(|authority| is_same_origin(origin, self.policy.scheme, authority))
+        });
         if same_origin && request.method() == Method::POST {
             return GuardedResponse::Plain {
                 call: self.inner.call(request),
@@ -158,7 +194,7 @@ where
             if refused {
                 tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
                 return GuardedResponse::Refused {
-                    response: Some(forbidden()),
+                    response: Some(refusal(StatusCode::FORBIDDEN, "origin not allowed\n")),
                 };
             }
         }
@@ -171,9 +207,12 @@ where
     }
 }
 
-fn forbidden<B: From<&'static str>>() -> Response<B> {
-    let mut response = Response::new(B::from("origin not allowed\n"));
-    *response.status_mut() = StatusCode::FORBIDDEN;
+fn refusal<B: From<&'static str>>(status: StatusCode, reason: &'static str) -> Response<B> {
+    let mut response = Response::new(B::from(reason));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 
@@ -205,17 +244,26 @@ where
     }
 }
 
-/// Whether `origin` names the host the request was sent to.
-fn is_same_origin(origin: &HeaderValue, headers: &http::HeaderMap) -> bool {
-    let (Ok(origin), Some(Ok(host))) = (
-        origin.to_str(),
-        headers.get(header::HOST).map(|host| host.to_str()),
-    ) else {
+/// Whether `origin` is the origin the request was sent to: the server's `scheme`, the request's
+/// host, and the same port (a missing port being the scheme's default).
+fn is_same_origin(origin: &HeaderValue, scheme: &str, authority: &str) -> bool {
+    let Some(origin_authority) = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.strip_prefix(scheme))
+        .and_then(|rest| rest.strip_prefix("://"))
+    else {
         return false;
     };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+    let default_port = if scheme == "https" { "443" } else { "80" };
+    let host_and_port = |authority: &str| {
+        let host = host::strip_port(authority);
+        let port = authority[host.len()..]
+            .strip_prefix(':')
+            .unwrap_or(default_port);
+        (host.to_ascii_lowercase(), port.to_owned())
+    };
+    host_and_port(origin_authority) == host_and_port(authority)
 }
 
 #[cfg(test)]
@@ -229,7 +277,27 @@ mod tests {
                 .map(|o| HeaderValue::from_static(o))
                 .collect(),
             loopback,
+            hosts: AllowedHosts::Any,
+            scheme: "http",
         }
+    }
+
+    #[test]
+    fn same_origin_means_same_scheme_host_and_port() {
+        let same = |origin: &'static str, scheme: &str, authority: &str| {
+            is_same_origin(&HeaderValue::from_static(origin), scheme, authority)
+        };
+        assert!(same("http://127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(same("http://LocalHost:8080", "http", "localhost:8080"));
+        assert!(same("http://example.com", "http", "example.com:80"));
+        assert!(same("https://example.com:443", "https", "example.com"));
+        assert!(same("http://[::1]:8080", "http", "[::1]:8080"));
+        assert!(!same("https://127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(!same("http://127.0.0.1:8080", "https", "127.0.0.1:8080"));
+        assert!(!same("http://127.0.0.1:8081", "http", "127.0.0.1:8080"));
+        assert!(!same("http://127.0.0.1", "http", "127.0.0.1:8080"));
+        assert!(!same("http://evil.example:8080", "http", "127.0.0.1:8080"));
+        assert!(!same("null", "http", "127.0.0.1:8080"));
     }
 
     #[test]

@@ -109,7 +109,7 @@ where
             permit: None,
         };
         metrics.call_started();
-        let state = match self.gate.limit.admit(method) {
+        let state = match self.gate.limit.admit() {
             Ok(permit) => {
                 record.permit = Some(permit);
                 let call = record.span.in_scope(|| self.inner.call(request));

@@ -27,31 +27,50 @@ pub const MAX_NAME_BYTES: usize = 1024;
 pub const STREAM_COUNT: std::ops::RangeInclusive<u32> = 1..=1000;
 /// The pause between streamed greetings, in milliseconds.
 pub const STREAM_INTERVAL_MS: std::ops::RangeInclusive<u32> = 0..=10_000;
-/// Names one `SayHelloToAll` call may send; the summary holds them all, so this bounds its memory.
+/// Names one `SayHelloToAll` call may send. The summary holds them all; its size is bounded by
+/// the largest reply too, whichever is reached first.
 pub const MAX_NAMES_PER_CALL: usize = 10_000;
+/// The largest encoding of `HelloSummary.count`: a tag byte and a five-byte varint.
+const SUMMARY_COUNT_FIELD: usize = 6;
 
 type ReplyStream = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>>;
 
 /// The Greeter implementation bound to the server.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct GreeterService {
     streams: Arc<StreamCounters>,
     shutdown: CancellationToken,
     max_call_duration: Option<Duration>,
+    /// The largest reply the server sends, in bytes: `SayHelloToAll` refuses, as soon as its
+    /// summary would outgrow it, rather than build a reply that cannot be sent.
+    max_reply_size: usize,
+}
+
+impl Default for GreeterService {
+    fn default() -> Self {
+        Self::new(
+            Arc::default(),
+            CancellationToken::new(),
+            None,
+            crate::config::DEFAULT_MAX_MESSAGE_SIZE as usize,
+        )
+    }
 }
 
 impl GreeterService {
-    /// A Greeter that reports its streams to `streams`, ends them when `shutdown` fires, and lets
-    /// no call run longer than `max_call_duration`.
+    /// A Greeter that reports its streams to `streams`, ends them when `shutdown` fires, lets
+    /// no call run longer than `max_call_duration`, and sends no reply over `max_reply_size`.
     pub fn new(
         streams: Arc<StreamCounters>,
         shutdown: CancellationToken,
         max_call_duration: Option<Duration>,
+        max_reply_size: usize,
     ) -> Self {
         Self {
             streams,
             shutdown,
             max_call_duration,
+            max_reply_size,
         }
     }
 
@@ -144,16 +163,28 @@ impl Greeter for GreeterService {
         let deadline = self.deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("SayHelloToAll");
+        let max_reply_size = self.max_reply_size;
         let collect = async {
             let mut messages = Vec::new();
+            // The summary's encoded size so far, its count field at its largest included.
+            let mut reply_size = SUMMARY_COUNT_FIELD;
             while let Some(HelloRequest { name }) = names.message().await? {
-                validate_numbered_name(&name, messages.len() + 1)?;
+                let number = messages.len() + 1;
+                validate_numbered_name(&name, number)?;
                 if messages.len() == MAX_NAMES_PER_CALL {
                     return Err(Status::invalid_argument(format!(
                         "at most {MAX_NAMES_PER_CALL} names per call"
                     )));
                 }
-                messages.push(greeting(&name));
+                let message = greeting(&name);
+                reply_size += prost::encoding::string::encoded_len(1, &message);
+                if reply_size > max_reply_size {
+                    return Err(Status::out_of_range(format!(
+                        "name #{number}: the summary would exceed the largest reply, \
+                         {max_reply_size} bytes; send fewer or shorter names per call"
+                    )));
+                }
+                messages.push(message);
             }
             Ok(messages)
         };

@@ -7,13 +7,16 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod deadline;
 pub mod gate;
 pub mod greeter;
 #[cfg(feature = "grpc-testing")]
 pub mod grpc_testing;
+pub mod host;
 pub mod limits;
+pub mod log_summary;
 pub mod metrics;
 pub mod serve;
 pub mod stats;

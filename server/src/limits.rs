@@ -5,16 +5,20 @@
 //! headers are sent. With no permit left, the call fails at once with RESOURCE_EXHAUSTED, in the
 //! caller's own protocol: work is refused up front rather than queued without bound.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
+
+use crate::log_summary::LogSummary;
 
 /// The shared bound on calls in progress.
 #[derive(Debug, Clone)]
 pub struct CallLimit {
     permits: Arc<Semaphore>,
     max: u32,
+    /// Refusals are logged as a summary: a flood of them must not flood the log.
+    refusals: Arc<LogSummary>,
 }
 
 impl CallLimit {
@@ -22,17 +26,20 @@ impl CallLimit {
         Self {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
+            refusals: Arc::new(LogSummary::new(Duration::from_secs(10))),
         }
     }
 
     /// A permit for one call if one is free; RESOURCE_EXHAUSTED, saying so, if not.
-    pub fn admit(&self, path: &str) -> Result<OwnedSemaphorePermit, Status> {
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
-            tracing::warn!(
-                max = self.max,
-                path,
-                "call refused: at the concurrency limit"
-            );
+            if let Some(refused) = self.refusals.event() {
+                tracing::warn!(
+                    max = self.max,
+                    refused,
+                    "calls refused at the concurrency limit since the last report"
+                );
+            }
             Status::resource_exhausted(format!(
                 "the server is at its limit of {} calls in progress; retry later",
                 self.max

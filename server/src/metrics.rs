@@ -128,11 +128,7 @@ impl Metrics {
             for (number, count) in stats.codes.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
-                    handled.push((
-                        method,
-                        code_name(Code::from_i32(number as i32)),
-                        count,
-                    ));
+                    handled.push((method, code_name(Code::from_i32(number as i32)), count));
                 }
             }
         }
@@ -235,7 +231,10 @@ mod tests {
     use super::*;
 
     fn hosted() -> Metrics {
-        Metrics::new(["/hello.Greeter/SayHello".to_owned(), "/hello.Greeter/Chat".to_owned()])
+        Metrics::new([
+            "/hello.Greeter/SayHello".to_owned(),
+            "/hello.Greeter/Chat".to_owned(),
+        ])
     }
 
     #[test]
@@ -274,16 +273,13 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(
-            LabelValue("/a\"b\\c\nd").to_string(),
-            "/a\\\"b\\\\c\\nd"
-        );
+        assert_eq!(LabelValue("/a\"b\\c\nd").to_string(), "/a\\\"b\\\\c\\nd");
         let metrics = Metrics::new(["/odd\"name".to_owned()]);
         metrics
             .method("/odd\"name")
             .record(Code::Ok, Duration::from_millis(1));
-        assert!(metrics
-            .render()
-            .contains("grpc_server_handled_total{grpc_method=\"/odd\\\"name\",grpc_code=\"OK\"} 1"));
+        assert!(metrics.render().contains(
+            "grpc_server_handled_total{grpc_method=\"/odd\\\"name\",grpc_code=\"OK\"} 1"
+        ));
     }
 }

@@ -2,6 +2,10 @@
 //! the same port, and HTTP/1.1 upgrades enabled (the WebSocket transport needs them; tonic's own
 //! server has none).
 //!
+//! Each connection holds a [`ConnectionSlot`] under `--max-connections`, WebSocket upgrades
+//! included, and is closed when it has had no request in flight for its limit: the header read
+//! timeout until its first request, the idle timeout after that.
+//!
 //! On shutdown the listener closes first, then each connection is told to finish: HTTP/2 gets a
 //! GOAWAY, HTTP/1.1 closes after its current response, and the loop waits for them to drain, for
 //! at most the drain timeout; connections still open then are closed.
@@ -9,19 +13,26 @@
 use std::{future::Future, io, sync::Arc, time::Duration};
 
 use axum::body::Body;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
-use tokio_rustls::TlsAcceptor;
-
-use crate::{app::AppService, metrics::Metrics, Config};
+use crate::{
+    app::AppService,
+    connection::{ConnectionSlot, Tracked},
+    log_summary::LogSummary,
+    metrics::Metrics,
+    Config,
+};
 
 /// Probes an idle connection after 30 s, then every 10 s; three unanswered probes close it.
 fn tcp_keepalive() -> socket2::TcpKeepalive {
@@ -31,8 +42,9 @@ fn tcp_keepalive() -> socket2::TcpKeepalive {
         .with_retries(3)
 }
 
-/// How long a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once an idle connection has been told to close, how long it may take to do so before it is
+/// dropped: a client that stops reading cannot even be sent a GOAWAY.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
 /// most the configured drain timeout.
@@ -57,9 +69,16 @@ pub async fn serve_app(
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.max_streams_per_connection)
         .max_header_list_size(64 * 1024);
+    let limits = ConnectionLimits {
+        first_request: config.header_read_timeout,
+        idle: config.idle_timeout,
+    };
     let keepalive = tcp_keepalive();
     let connections = Arc::new(Semaphore::new(config.max_connections as usize));
-    let graceful = GracefulShutdown::new();
+    // Tells every connection to finish; the tracker waits for them to.
+    let draining = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let accept_failures = LogSummary::new(Duration::from_secs(10));
     tokio::pin!(shutdown);
 
     loop {
@@ -73,7 +92,9 @@ pub async fn serve_app(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, or a connection reset before accept: keep serving.
-                    tracing::warn!(%error, "accept failed");
+                    if let Some(failed) = accept_failures.event() {
+                        tracing::warn!(%error, failed, "accepts failed since the last report");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -86,33 +107,35 @@ pub async fn serve_app(
         // inside hyper, but its keep-alive takes a shared lock on every frame every stream
         // receives: a fifth of the unary call rate on this server.
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        let slot = ConnectionSlot::new(permit, Arc::clone(&metrics));
         // tonic's `Request::remote_addr` reads this extension.
         let connect_info = stream.connect_info();
-        let service = app
-            .clone()
-            .map_request(move |mut request: http::Request<Incoming>| {
-                request.extensions_mut().insert(connect_info.clone());
-                request.map(Body::new)
-            });
+        let service = Tracked::new(
+            app.clone()
+                .map_request(move |mut request: http::Request<Incoming>| {
+                    request.extensions_mut().insert(connect_info.clone());
+                    request.map(|body| Body::new(body.map_err(request_body_error)))
+                }),
+            Arc::clone(&slot),
+        );
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         let tls = tls.clone();
-        let metrics = Arc::clone(&metrics);
-        metrics.connection_opened();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let service = TowerToHyperService::new(service);
             let served = match tls {
                 None => {
                     let connection =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    serve_connection(connection, &slot, limits, &draining).await
                 }
+                // The handshake counts against the first-request limit too.
                 Some(tls) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    match tokio::time::timeout(limits.first_request, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let connection = builder
                                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(connection.into_owned()).await
+                            serve_connection(connection, &slot, limits, &draining).await
                         }
                         Ok(Err(error)) => Err(error.into()),
                         Err(_) => Err("TLS handshake timed out".into()),
@@ -122,13 +145,13 @@ pub async fn serve_app(
             if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
-            metrics.connection_closed();
-            drop(permit);
         });
     }
 
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    draining.cancel();
+    tasks.close();
+    if tokio::time::timeout(drain_timeout, tasks.wait())
         .await
         .is_err()
     {
@@ -138,4 +161,72 @@ pub async fn serve_app(
         );
     }
     Ok(())
+}
+
+/// How long a connection may go without a request in flight.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// From the accept to the first request's headers (TLS handshake included).
+    first_request: Duration,
+    /// Between requests, once one has been served.
+    idle: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body that could not be read, as the call sees it. Malformed HTTP/1.1 framing (a bad
+/// or overflowing chunk size) becomes INVALID_ARGUMENT with a message of ours, not hyper's
+/// internal wording; other errors (a reset stream, a closed connection) keep hyper's error, which
+/// tonic maps to their own codes.
+fn request_body_error(error: hyper::Error) -> BoxError {
+    let malformed = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<io::Error>())
+        .is_some_and(|source| {
+            matches!(
+                source.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+            )
+        });
+    if malformed {
+        tracing::debug!(%error, "malformed request body");
+        return Box::new(tonic::Status::invalid_argument(
+            "the request body's HTTP framing is malformed",
+        ));
+    }
+    error.into()
+}
+
+/// Serves one connection to its end: closed by the client, idle past its limit, or drained.
+async fn serve_connection<I, S, B>(
+    connection: auto::UpgradeableConnection<'_, I, S, TokioExecutor>,
+    slot: &ConnectionSlot,
+    limits: ConnectionLimits,
+    draining: &CancellationToken,
+) -> Result<(), BoxError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    TokioExecutor: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    tokio::pin!(connection);
+    let idle = tokio::select! {
+        served = connection.as_mut() => return served,
+        () = draining.cancelled() => false,
+        () = slot.idle(limits.first_request, limits.idle) => true,
+    };
+    // HTTP/2 gets a GOAWAY and finishes its streams; HTTP/1.1 closes after its current response.
+    connection.as_mut().graceful_shutdown();
+    if !idle {
+        // The drain timeout bounds the drain as a whole.
+        return connection.await;
+    }
+    tracing::debug!("closing an idle connection");
+    match tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await {
+        Ok(served) => served,
+        Err(_) => Ok(()),
+    }
 }

@@ -10,6 +10,17 @@
 //! reads slowly stops the socket from being read; a response frame is sent only once the previous
 //! one is flushed, so a client that stops reading stops the response stream from being polled.
 //! When the client closes the socket or vanishes, the call is dropped, which cancels it.
+//!
+//! What a socket can make the server hold is bounded: its read buffer (8 KiB, growing only for a
+//! message being read, up to the message size limit), its write buffer (two sent messages of at
+//! most [`MAX_SENT_MESSAGE`] bytes, pongs included), four request messages waiting for the
+//! service, and the call itself.
+//!
+//! What the server must provide: connections served with HTTP/1.1 upgrades enabled (hyper's
+//! `serve_connection_with_upgrades`), since the layer answers `101` and takes the socket over
+//! through `hyper::upgrade::on`. The request's extensions are kept alive until the socket closes,
+//! so a per-connection value that the server puts there (a place under a connection limit)
+//! covers the socket too.
 
 use std::{
     convert::Infallible,
@@ -212,23 +223,24 @@ where
         .contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _) = request.into_parts();
+    // Whatever the server keeps per connection in the request's extensions (a place under its
+    // connection limit, say) stays held for as long as the socket that replaces the connection.
+    let connection_extensions = parts.extensions.clone();
 
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(limits.max_message_size + 1 + protocol::FRAME_PREFIX))
-                    .max_frame_size(Some(limits.max_message_size + 1 + protocol::FRAME_PREFIX));
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
-                    Some(config),
+                    Some(socket_config(limits.max_message_size)),
                 )
                 .await;
                 serve_call(socket, parts, inner, &limits).await;
             }
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
+        drop(connection_extensions);
     });
 
     let mut response = Response::builder()
@@ -241,6 +253,25 @@ where
         response = response.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
     }
     response.body(Body::empty()).expect("a valid response")
+}
+
+/// The largest WebSocket message the server sends: a longer response frame is split across
+/// messages (the protocol's clients reassemble frames that span messages), so the socket's write
+/// buffer stays small whatever the message size.
+pub const MAX_SENT_MESSAGE: usize = 16 * 1024;
+
+/// What one socket may buffer: reads in chunks of 8 KiB (tungstenite's default, 128 KiB, is
+/// allocated up front for every socket), and writes up to two sent messages. Pongs to a client's
+/// pings wait in that same bounded buffer, so a client that pings and never reads can queue no
+/// more than that: a pong that does not fit replaces the one already waiting.
+fn socket_config(max_message_size: usize) -> WebSocketConfig {
+    let largest_message = max_message_size + 1 + protocol::FRAME_PREFIX;
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(2 * MAX_SENT_MESSAGE)
+        .max_message_size(Some(largest_message))
+        .max_frame_size(Some(largest_message))
 }
 
 /// How the client's side of a call ended, if it ended before the response did.
@@ -464,10 +495,16 @@ async fn end_with_status(
     close(sink).await;
 }
 
+/// Sends `bytes` in messages of at most [`MAX_SENT_MESSAGE`] bytes, each once the previous one is
+/// written.
 async fn send(
     sink: &mut futures_util::stream::SplitSink<Socket, Message>,
-    bytes: Bytes,
+    mut bytes: Bytes,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    while bytes.len() > MAX_SENT_MESSAGE {
+        let chunk = bytes.split_to(MAX_SENT_MESSAGE);
+        sink.send(Message::Binary(chunk)).await?;
+    }
     sink.send(Message::Binary(bytes)).await
 }
 
