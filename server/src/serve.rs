@@ -174,10 +174,15 @@ struct ConnectionLimits {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A request body that could not be read, as the call sees it. Malformed HTTP/1.1 framing (a bad
-/// or overflowing chunk size) becomes INVALID_ARGUMENT with a message of ours, not hyper's
-/// internal wording; other errors (a reset stream, a closed connection) keep hyper's error, which
-/// tonic maps to their own codes.
+/// Why a request body could not be read, when its HTTP/1.1 framing (a bad or overflowing chunk
+/// size) is at fault: the caller's status says so in our words, not in hyper's internal ones.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body's HTTP framing is malformed")]
+struct MalformedBody;
+
+/// A request body that could not be read, as the call sees it: [`MalformedBody`] for malformed
+/// framing; other errors (a reset stream, a closed connection) keep hyper's error, which tonic
+/// maps to their own codes.
 fn request_body_error(error: hyper::Error) -> BoxError {
     let malformed = std::error::Error::source(&error)
         .and_then(|source| source.downcast_ref::<io::Error>())
@@ -189,9 +194,7 @@ fn request_body_error(error: hyper::Error) -> BoxError {
         });
     if malformed {
         tracing::debug!(%error, "malformed request body");
-        return Box::new(tonic::Status::invalid_argument(
-            "the request body's HTTP framing is malformed",
-        ));
+        return Box::new(MalformedBody);
     }
     error.into()
 }

@@ -111,7 +111,9 @@ pub fn run() -> Result {
             .current_dir(&root)
             .arg("test")
             // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
-            .env("GREETER_SOAK_SECONDS", "180"),
+            .env("GREETER_SOAK_SECONDS", "180")
+            // Prometheus's own parser reads the metrics page.
+            .env("GREETER_TEST_PYTHON", tools.venv_bin("python")),
     );
 
     for (browser, driver_var, driver) in [

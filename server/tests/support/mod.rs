@@ -201,3 +201,114 @@ pub fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The real `greeter-server` binary on a free loopback port, its log in a file; killed (by its
+/// process id) and reaped on drop.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` on 127.0.0.1 and waits until it accepts connections.
+    pub async fn start(args: &[&str]) -> Self {
+        Self::start_on("127.0.0.1", args).await
+    }
+
+    /// Starts the binary with `args`, bound to `ip` on a free port, and waits until it accepts
+    /// connections on loopback.
+    pub async fn start_on(ip: &str, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"))
+            .arg("--addr")
+            .arg(format!("{ip}:{port}"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("GREETER_ALLOWED_HOSTS")
+            .stdout(log.reopen().unwrap())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the server exited early"
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the server did not listen within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Self { addr, child, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The most resident memory so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
+
+    /// The generated client over a native HTTP/2 channel to this server.
+    pub async fn native_client(&self) -> GreeterClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        GreeterClient::new(channel)
+    }
+
+    /// Fails the test unless a normal call succeeds now.
+    pub async fn assert_serving(&self) {
+        let reply = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.native_client()
+                .await
+                .say_hello(hello_proto::HelloRequest {
+                    name: "still serving".into(),
+                }),
+        )
+        .await
+        .expect("a normal call is answered within 10 s")
+        .unwrap();
+        assert_eq!(reply.into_inner().message, "Hello, still serving");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
