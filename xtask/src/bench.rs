@@ -163,7 +163,8 @@ pub fn run() -> Result {
     .into_iter()
     .map(|(label, transport)| stream_rate(&release, &ours, transport).map(|rate| (label, rate)))
     .collect::<Result<Vec<_>>>()?;
-    let held_rss = rss_with_open_streams(&release, &ours)?;
+    let held_rss = rss_with_open_streams(&release, &ours, false)?;
+    let held_websocket_rss = rss_with_open_streams(&release, &ours, true)?;
     drop(ours);
 
     let page_bytes = page_bytes(&root.join("dist"))?;
@@ -201,6 +202,7 @@ pub fn run() -> Result {
         streaming,
         idle_rss,
         held_rss,
+        held_websocket_rss,
         page_bytes,
         first_greeting,
         side_by_side,
@@ -472,8 +474,16 @@ fn settle_and_read_rss(server: &Server) -> Result<u64> {
     Ok(server.rss_kib()?.0)
 }
 
-/// The server's RSS (now and peak) while `HELD_STREAMS` server streams are open on it.
-fn rss_with_open_streams(release: &Path, server: &Server) -> Result<(u64, u64)> {
+/// The server's RSS just before, and now and peak while `HELD_STREAMS` calls are open on it:
+/// server streams, or idle `Chat` calls over WebSockets.
+struct HeldRss {
+    before: u64,
+    now: u64,
+    peak: u64,
+}
+
+fn rss_with_open_streams(release: &Path, server: &Server, websocket: bool) -> Result<HeldRss> {
+    let before = server.rss_kib()?.0;
     let mut holder = Command::new(release.join("loadgen"))
         .args([
             "hold-streams",
@@ -482,6 +492,7 @@ fn rss_with_open_streams(release: &Path, server: &Server) -> Result<(u64, u64)> 
             "--streams",
             &HELD_STREAMS.to_string(),
         ])
+        .args(websocket.then_some("--websocket"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -490,7 +501,9 @@ fn rss_with_open_streams(release: &Path, server: &Server) -> Result<(u64, u64)> 
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).map_err(|e| e.to_string())?;
     let measured = if line.trim() == format!("ready {HELD_STREAMS}") {
-        server.rss_kib()
+        server
+            .rss_kib()
+            .map(|(now, peak)| HeldRss { before, now, peak })
     } else {
         Err(format!(
             "loadgen could not open {HELD_STREAMS} streams: {line:?}"
@@ -645,7 +658,8 @@ struct Report {
     unary: Vec<Unary>,
     streaming: Vec<(&'static str, f64)>,
     idle_rss: u64,
-    held_rss: (u64, u64),
+    held_rss: HeldRss,
+    held_websocket_rss: HeldRss,
     page_bytes: PageBytes,
     first_greeting: FirstGreeting,
     side_by_side: SideBySide,
@@ -694,8 +708,16 @@ impl Report {
         let _ = writeln!(
             out,
             "| server RSS, {HELD_STREAMS} open server streams (peak) | {:.1} MB ({:.1} MB) |",
-            mb(self.held_rss.0),
-            mb(self.held_rss.1)
+            mb(self.held_rss.now),
+            mb(self.held_rss.peak)
+        );
+        let websockets = &self.held_websocket_rss;
+        let _ = writeln!(
+            out,
+            "| server RSS, {HELD_STREAMS} idle WebSocket calls (peak; just before) | {:.1} MB ({:.1} MB; {:.1} MB) |",
+            mb(websockets.now),
+            mb(websockets.peak),
+            mb(websockets.before)
         );
         let page = &self.page_bytes;
         let _ = writeln!(
@@ -750,6 +772,10 @@ impl Report {
         .fold(f64::NEG_INFINITY, f64::max);
         let connect = self.rate("connect-node", Protocol::GrpcWebHttp1);
         let grpcio = self.rate("Python grpcio", Protocol::Native);
+        let websocket_growth = self
+            .held_websocket_rss
+            .now
+            .saturating_sub(self.held_websocket_rss.before);
         let targets: Vec<(String, String, Option<bool>)> = vec![
             (
                 "gRPC-Web over HTTP/1.1 ≥ 0.8 × the plain-hyper ceiling".into(),
@@ -802,8 +828,13 @@ impl Report {
             ),
             (
                 format!("RSS ≤ 64 MB with {HELD_STREAMS} open streams"),
-                format!("{:.1} MB", mb(self.held_rss.0)),
-                Some(mb(self.held_rss.0) <= 64.0),
+                format!("{:.1} MB", mb(self.held_rss.now)),
+                Some(mb(self.held_rss.now) <= 64.0),
+            ),
+            (
+                format!("RSS ≤ 32 MB over idle with {HELD_STREAMS} idle WebSocket calls"),
+                format!("+{:.1} MB", mb(websocket_growth)),
+                Some(mb(websocket_growth) <= 32.0),
             ),
         ];
         let _ = writeln!(out, "\n## Targets\n");

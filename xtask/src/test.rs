@@ -113,7 +113,7 @@ pub fn run() -> Result {
             // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
             .env("GREETER_SOAK_SECONDS", "180")
             // Prometheus's own parser reads the metrics page.
-            .env("GREETER_TEST_PYTHON", tools.venv_bin("python")),
+            .env("GREETER_TEST_PYTHON", test_tools.venv_bin("python")),
     );
 
     for (browser, driver_var, driver) in [

@@ -7,6 +7,8 @@
 //!   `messages=N seconds=T`.
 //! - `loadgen hold-streams --url U --streams N`: opens N slow streams over N/100 connections, waits
 //!   for each one's first greeting, prints `ready N`, and holds them until its standard input closes.
+//!   With `--websocket`: N idle `Chat` calls instead, one WebSocket each, each ready once the
+//!   server has sent its response headers.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,9 @@ enum Command {
         url: String,
         #[arg(long, default_value_t = 1000)]
         streams: usize,
+        /// Idle `Chat` calls over the WebSocket transport instead of server streams.
+        #[arg(long)]
+        websocket: bool,
     },
 }
 
@@ -213,12 +218,40 @@ async fn hold_streams(url: &str, streams: usize) -> Result<(), Error> {
     for stream in held {
         open.push(stream.await??);
     }
+    hold_until_stdin_closes(open).await
+}
+
+/// Prints `ready N` for the `N` calls held open, and holds them until told to stop.
+async fn hold_until_stdin_closes<T>(open: Vec<T>) -> Result<(), Error> {
     println!("ready {}", open.len());
-    // Hold until told to stop.
     let mut rest = Vec::new();
     tokio::io::stdin().read_to_end(&mut rest).await?;
     drop(open);
     Ok(())
+}
+
+/// `calls` idle `Chat` calls, one WebSocket each: the header block sent, no message.
+async fn hold_websocket_calls(url: &str, calls: usize) -> Result<(), Error> {
+    let url = format!("{}/hello.Greeter/Chat", url.replacen("http://", "ws://", 1));
+    let mut open = Vec::new();
+    for _ in 0..calls {
+        let mut request = url.as_str().into_client_request()?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "grpc-websockets".parse()?);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        socket
+            .send(Message::Binary(Bytes::from_static(
+                b"content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n",
+            )))
+            .await?;
+        // The response headers: the call has reached the service.
+        match socket.next().await {
+            Some(Ok(Message::Binary(_))) => open.push(socket),
+            other => return Err(format!("no response headers: {other:?}").into()),
+        }
+    }
+    hold_until_stdin_closes(open).await
 }
 
 #[tokio::main]
@@ -230,6 +263,15 @@ async fn main() -> Result<(), Error> {
             streams,
             seconds,
         } => stream_rate(&url, transport, streams, seconds).await,
-        Command::HoldStreams { url, streams } => hold_streams(&url, streams).await,
+        Command::HoldStreams {
+            url,
+            streams,
+            websocket: false,
+        } => hold_streams(&url, streams).await,
+        Command::HoldStreams {
+            url,
+            streams,
+            websocket: true,
+        } => hold_websocket_calls(&url, streams).await,
     }
 }
