@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
-use support::{http1_client, native_client, percent_decode, send, HttpClient, TestServer};
+use support::{
+    http1_client, native_client, percent_decode, send, HttpClient, ServerProcess, TestServer,
+};
 
 const PATH: &str = "/hello.Greeter/SayHello";
 
@@ -237,58 +239,22 @@ async fn ten_thousand_connections_opened_and_dropped() {
 /// grow with them.
 #[tokio::test]
 async fn hostile_input_leaves_memory_bounded() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"))
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--max-message-size",
-            "1024",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base_url = format!("http://127.0.0.1:{port}");
+    let server = ServerProcess::start(&["--max-message-size", "1024"]).await;
+    let base_url = server.url();
     let client = http1_client();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mut rss_after_warm_up = 0;
     for round in 0..101 {
         for (case, request, expected) in malformed_cases(&base_url) {
             assert_eq!(call(&client, request).await, expected, "{case}");
         }
         if round == 0 {
-            rss_after_warm_up = rss_kib(server.id());
+            rss_after_warm_up = server.rss_kib();
         }
     }
-    let rss_end = rss_kib(server.id());
-    let _ = server.kill();
-    let _ = server.wait();
+    let rss_end = server.rss_kib();
     println!("hostile input x100: server RSS {rss_after_warm_up} KiB -> {rss_end} KiB");
     assert!(
         rss_end < rss_after_warm_up + 8 * 1024,
         "RSS grew from {rss_after_warm_up} KiB to {rss_end} KiB"
     );
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
