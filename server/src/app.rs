@@ -76,26 +76,32 @@ pub fn app(config: &Config) -> App {
     ))
     .max_decoding_message_size(max_message_size)
     .max_encoding_message_size(max_message_size);
-    // The contracts of the services hosted here: reflection describes them, and metrics label
-    // calls by their methods (and reflection's own).
-    #[allow(unused_mut)] // with the grpc-testing feature, one more contract may join
-    let mut contracts: Vec<&[u8]> = Vec::from([
+    // The contracts of the services hosted here, which reflection describes. Metrics label calls
+    // by their methods, reflection's own, and those of the interop service when it is hosted (its
+    // contract's file holds services this server does not host, so reflection leaves it out).
+    let contracts = [
         hello_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ]);
+    ];
+    #[allow(unused_mut)] // with the grpc-testing feature, more methods may join
+    let mut method_paths: Vec<String> = contracts
+        .iter()
+        .chain(&[
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ])
+        .flat_map(|contract| catalog::method_paths(contract))
+        .collect();
     #[cfg(feature = "grpc-testing")]
     if config.grpc_testing {
-        contracts.push(hello_proto::grpc_testing::FILE_DESCRIPTOR_SET);
+        let prefix = format!("/{}/", crate::grpc_testing::SERVICE_NAME);
+        method_paths.extend(
+            catalog::method_paths(hello_proto::grpc_testing::FILE_DESCRIPTOR_SET)
+                .into_iter()
+                .filter(|path| path.starts_with(&prefix)),
+        );
     }
-    let metrics = Arc::new(Metrics::new(
-        contracts
-            .iter()
-            .chain(&[
-                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-            ])
-            .flat_map(|contract| catalog::method_paths(contract)),
-    ));
+    let metrics = Arc::new(Metrics::new(method_paths));
     // Every gRPC call, on any transport, is observed and counts against the limit (refusals
     // observed too); the page is not. The gate sits inside the gRPC-Web translation, where every
     // call is native gRPC and its status is in its trailers.

@@ -33,6 +33,9 @@ const ECHO_TRAILING: HeaderName = HeaderName::from_static("x-grpc-test-echo-trai
 /// The largest payload a request may ask for: the messages must stay under the server's limit.
 const MAX_PAYLOAD: i32 = 4 * 1024 * 1024 - 64;
 
+/// The service's full name, as routes and metrics know it.
+pub const SERVICE_NAME: &str = <TestServiceServer<InteropTestService> as NamedService>::NAME;
+
 /// The service, wrapped so that it echoes the test metadata; ready for the router.
 pub fn service(max_message_size: usize) -> EchoMetadata<TestServiceServer<InteropTestService>> {
     EchoMetadata(
