@@ -59,15 +59,10 @@ pub fn run(tools: &Tools, root: &Path) -> Tally {
             Tally {
                 passed,
                 failed: cases.len() as u64 - passed,
+                ..Tally::default()
             }
         }
-        Err(error) => {
-            eprintln!("xtask: interop: {error}");
-            Tally {
-                passed: 0,
-                failed: 1,
-            }
-        }
+        Err(error) => Tally::failure(format!("interop: {error}")),
     }
 }
 

@@ -37,32 +37,69 @@ pub fn output(command: &mut Command) -> Option<String> {
 pub struct Tally {
     pub passed: u64,
     pub failed: u64,
+    /// Tests marked `#[ignore]`: not run, and shown in the summary so none hides there.
+    pub ignored: u64,
+    /// Tests a filter left out.
+    pub filtered: u64,
 }
 
 impl std::ops::AddAssign for Tally {
     fn add_assign(&mut self, other: Self) {
         self.passed += other.passed;
         self.failed += other.failed;
+        self.ignored += other.ignored;
+        self.filtered += other.filtered;
     }
 }
 
 impl Tally {
-    /// Reads `test result: ok. 5 passed; 0 failed; ...` (libtest and wasm-bindgen-test alike), and
-    /// the `# pass N` and `# fail N` lines of node's test runner.
+    /// One passed check, or one failed.
+    pub fn check(passed: bool) -> Self {
+        Self {
+            passed: u64::from(passed),
+            failed: u64::from(!passed),
+            ..Self::default()
+        }
+    }
+
+    /// One failure that is not a test's: a set-up or build step, a hang, too few tests. The
+    /// reason is printed, so the summary's count can be traced to it.
+    pub fn failure(reason: impl std::fmt::Display) -> Self {
+        eprintln!("xtask: FAILED: {reason}");
+        Self::check(false)
+    }
+
+    /// Tests that ran, passed or failed.
+    pub fn ran(&self) -> u64 {
+        self.passed + self.failed
+    }
+
+    /// This tally, with one more failure if `step` ran fewer than `at_least` tests: a step whose
+    /// tests were renamed, filtered away or never built must not pass by running nothing.
+    pub fn at_least(mut self, step: &str, at_least: u64) -> Self {
+        if self.ran() < at_least {
+            self += Self::failure(format!(
+                "{step} ran {} tests, expected at least {at_least}",
+                self.ran()
+            ));
+        }
+        self
+    }
+
+    /// Reads `test result: ok. 5 passed; 0 failed; 1 ignored; ...` (libtest and
+    /// wasm-bindgen-test alike), and the `# pass N` and `# fail N` lines of node's test runner.
     pub fn parse_line(line: &str) -> Option<Self> {
         if let Some(count) = line.strip_prefix("# pass ") {
-            return count
-                .trim()
-                .parse()
-                .ok()
-                .map(|passed| Self { passed, failed: 0 });
+            return count.trim().parse().ok().map(|passed| Self {
+                passed,
+                ..Self::default()
+            });
         }
         if let Some(count) = line.strip_prefix("# fail ") {
-            return count
-                .trim()
-                .parse()
-                .ok()
-                .map(|failed| Self { passed: 0, failed });
+            return count.trim().parse().ok().map(|failed| Self {
+                failed,
+                ..Self::default()
+            });
         }
         let rest = line.trim().strip_prefix("test result: ")?;
         let count = |word: &str| -> Option<u64> {
@@ -73,39 +110,58 @@ impl Tally {
         Some(Self {
             passed: count(" passed")?,
             failed: count(" failed")?,
+            ignored: count(" ignored").unwrap_or(0),
+            filtered: count(" filtered out").unwrap_or(0),
         })
     }
 }
 
-/// Runs a test command, passing its output through, and adds up the results it reports. A command
-/// that exits non-zero without reporting a failure counts as one failure, so nothing is lost.
-pub fn run_tests(command: &mut Command) -> Tally {
+/// Runs a test command for at most `within`, passing its output through, and adds up the results
+/// it reports. A command that exits non-zero without reporting a failure counts as one failure,
+/// and so does one still running at `within`, which is then stopped with its whole process group:
+/// a hang is a counted failure, never a missing summary.
+pub fn run_tests(command: &mut Command, within: Duration) -> Tally {
+    use std::os::unix::process::CommandExt;
     let name = describe(command);
-    let mut child = match command.stdout(Stdio::piped()).spawn() {
+    let mut child = match command.stdout(Stdio::piped()).process_group(0).spawn() {
         Ok(child) => child,
-        Err(e) => {
-            eprintln!("xtask: cannot start {name}: {e}");
-            return Tally {
-                passed: 0,
-                failed: 1,
-            };
+        Err(e) => return Tally::failure(format!("cannot start {name}: {e}")),
+    };
+    let stdout = child.stdout.take().expect("piped");
+    let reader = thread::spawn(move || {
+        let mut tally = Tally::default();
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some(result) = Tally::parse_line(&line) {
+                tally += result;
+            }
+        }
+        tally
+    });
+    let deadline = Instant::now() + within;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(200)),
+            Ok(None) | Err(_) => break None,
         }
     };
-    let mut tally = Tally::default();
-    let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout)
-        .lines()
-        .map_while(std::result::Result::ok)
-    {
-        println!("{line}");
-        if let Some(result) = Tally::parse_line(&line) {
-            tally += result;
-        }
+    if status.is_none() {
+        let group = child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals the process group created above.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = child.wait();
     }
-    let success = child.wait().is_ok_and(|status| status.success());
-    if !success && tally.failed == 0 {
-        eprintln!("xtask: {name} failed");
-        tally.failed += 1;
+    let mut tally = reader.join().unwrap_or_default();
+    match status {
+        None => tally += Tally::failure(format!("{name} was still running after {within:?}")),
+        Some(status) if !status.success() && tally.failed == 0 => {
+            tally += Tally::failure(format!("{name} failed ({status})"));
+        }
+        Some(_) => {}
     }
     tally
 }
@@ -213,26 +269,60 @@ mod tests {
             Tally::parse_line(
                 "test result: ok. 9 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s"
             ),
-            Some(Tally { passed: 9, failed: 0 })
+            Some(Tally { passed: 9, ..Tally::default() })
         );
         assert_eq!(
-            Tally::parse_line("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 filtered out; finished in 0.46s"),
-            Some(Tally { passed: 3, failed: 2 })
+            Tally::parse_line("test result: FAILED. 3 passed; 2 failed; 4 ignored; 0 measured; 7 filtered out; finished in 0.46s"),
+            Some(Tally { passed: 3, failed: 2, ignored: 4, filtered: 7 })
         );
         assert_eq!(Tally::parse_line("running 3 tests"), None);
         assert_eq!(
             Tally::parse_line("# pass 4"),
             Some(Tally {
                 passed: 4,
-                failed: 0
+                ..Tally::default()
             })
         );
         assert_eq!(
             Tally::parse_line("# fail 1"),
             Some(Tally {
-                passed: 0,
-                failed: 1
+                failed: 1,
+                ..Tally::default()
             })
         );
+    }
+
+    #[test]
+    fn a_step_below_its_floor_fails() {
+        let ran = Tally {
+            passed: 3,
+            ..Tally::default()
+        };
+        assert_eq!(ran.at_least("step", 3), ran);
+        assert_eq!(ran.at_least("step", 4).failed, 1);
+        assert_eq!(Tally::default().at_least("step", 1).failed, 1);
+    }
+
+    #[test]
+    fn a_hang_is_a_counted_failure() {
+        let started = Instant::now();
+        let tally = run_tests(
+            Command::new("sh").args([
+                "-c",
+                "echo 'test result: ok. 2 passed; 0 failed;'; sleep 30",
+            ]),
+            Duration::from_secs(1),
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!((tally.passed, tally.failed), (2, 1));
+    }
+
+    #[test]
+    fn a_failed_exit_without_a_failed_test_counts_once() {
+        let tally = run_tests(
+            Command::new("sh").args(["-c", "echo 'test result: ok. 1 passed; 0 failed;'; exit 3"]),
+            Duration::from_secs(10),
+        );
+        assert_eq!((tally.passed, tally.failed), (1, 1));
     }
 }

@@ -20,31 +20,65 @@ use crate::{
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
+/// How many tests each step must run at least, and how long it may take (its build included).
+/// A step that runs fewer, or is still running at its limit, is a counted failure.
+const NATIVE: StepBounds = StepBounds::new(115, 30);
+const WASM: StepBounds = StepBounds::new(17, 15);
+const INTEROP_CASES: u64 = 24;
+const END_TO_END: StepBounds = StepBounds::new(4, 20);
+
+struct StepBounds {
+    at_least: u64,
+    within: Duration,
+}
+
+impl StepBounds {
+    const fn new(at_least: u64, minutes: u64) -> Self {
+        Self {
+            at_least,
+            within: Duration::from_secs(minutes * 60),
+        }
+    }
+}
+
 pub fn run() -> Result {
-    let tools = setup::tools(true)?;
+    let tally = run_steps();
+    // What did not run is shown too, so no test hides behind an ignore or a filter.
+    println!(
+        "xtask: {} ignored, {} filtered out",
+        tally.ignored, tally.filtered
+    );
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{} failed", tally.failed))
+    }
+}
+
+/// Every step, each one's failures counted, so the summary line is always printed and a failed
+/// set-up or build shows in it with its reason.
+fn run_steps() -> Tally {
+    let tools = match setup::tools(true) {
+        Ok(tools) => tools,
+        Err(error) => return Tally::failure(format!("set-up: {error}")),
+    };
     let test_tools = tools.test.as_ref().expect("set up for tests");
     let root = workspace_root();
-    // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
-    process::run(tools.command("cargo").current_dir(&root).arg("fetch"))?;
-
     let mut tally = Tally::default();
-    let mut check = |name: &str, command: &mut Command| {
-        println!("\nxtask: {name}");
-        let passed = process::run(command).is_ok();
-        tally += Tally {
-            passed: u64::from(passed),
-            failed: u64::from(!passed),
-        };
-    };
+    // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
+    if let Err(error) = process::run(tools.command("cargo").current_dir(&root).arg("fetch")) {
+        tally += Tally::failure(error);
+    }
 
-    check(
+    tally += check(
         "cargo fmt --check",
         tools
             .command("cargo")
             .current_dir(&root)
             .args(["fmt", "--all", "--", "--check"]),
     );
-    check(
+    tally += check(
         "cargo clippy (native)",
         tools.command("cargo").current_dir(&root).args([
             "clippy",
@@ -61,23 +95,17 @@ pub fn run() -> Result {
 
     // The server the browser tests call: a real one, allowing the test runner's loopback origin.
     println!("\nxtask: starting a test server");
-    process::run(tools.command("cargo").current_dir(&root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "greeter-server",
-    ]))?;
-    let port = free_port()?;
-    let server_url = format!("http://127.0.0.1:{port}");
-    let mut server = Background::start(
-        tools
-            .command(&root.join("target/debug/greeter-server").to_string_lossy())
-            .args(["--dev", "--addr", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn"),
-    )?;
-    wait_for_port(port, Duration::from_secs(30), &mut server)?;
-    // A loopback port where nothing listens, for the "server unreachable" tests.
-    let dead_url = format!("http://127.0.0.1:{}", free_port()?);
+    let (mut server, server_url, dead_url) = match start_test_server(&tools, &root) {
+        Ok(started) => started,
+        Err(error) => {
+            // The browser tests cannot run; the native tests, interop and end to end still do.
+            tally += Tally::failure(format!("the browser tests' server: {error}"));
+            tally += native_tests(&tools, &root, test_tools);
+            tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
+            tally += end_to_end(&tools, &root);
+            return tally;
+        }
+    };
 
     let mut clippy_wasm = wasm_command(&tools, &root, &server_url, &dead_url);
     clippy_wasm.args([
@@ -91,11 +119,11 @@ pub fn run() -> Result {
         "-D",
         "warnings",
     ]);
-    check("cargo clippy (wasm32)", &mut clippy_wasm);
+    tally += check("cargo clippy (wasm32)", &mut clippy_wasm);
 
     // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
     // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
-    check(
+    tally += check(
         "fuzzing the grpc-websockets decoders (20 s)",
         tools
             .command("cargo")
@@ -104,17 +132,7 @@ pub fn run() -> Result {
             .args(["fuzz", "run", "protocol", "--", "-max_total_time=20"]),
     );
 
-    println!("\nxtask: native tests");
-    tally += process::run_tests(
-        tools
-            .command("cargo")
-            .current_dir(&root)
-            .arg("test")
-            // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
-            .env("GREETER_SOAK_SECONDS", "180")
-            // Prometheus's own parser reads the metrics page.
-            .env("GREETER_TEST_PYTHON", test_tools.venv_bin("python")),
-    );
+    tally += native_tests(&tools, &root, test_tools);
 
     for (browser, driver_var, driver) in [
         ("Chromium", "CHROMEDRIVER", &test_tools.chromedriver),
@@ -122,64 +140,93 @@ pub fn run() -> Result {
     ] {
         println!("\nxtask: wasm tests in headless {browser}");
         let mut command = wasm_test_command(&tools, &root, &server_url, &dead_url);
-        command.env(driver_var, driver);
-        tally += process::run_tests(&mut command);
+        command.env(driver_var, driver).arg("--no-fail-fast");
+        tally += process::run_tests(&mut command, WASM.within)
+            .at_least(&format!("the wasm tests in {browser}"), WASM.at_least);
     }
 
-    server.check_running()?;
+    if let Err(error) = server.check_running() {
+        tally += Tally::failure(error);
+    }
     drop(server);
 
     println!("\nxtask: interop: third-party clients and servers");
-    tally += interop::run(&tools, &root);
+    tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
+    tally += end_to_end(&tools, &root);
+    tally
+}
 
+/// A check that passes when `command` exits 0.
+fn check(name: &str, command: &mut Command) -> Tally {
+    println!("\nxtask: {name}");
+    Tally::check(process::run(command).is_ok())
+}
+
+/// Builds the debug server and starts it for the browser tests: the process, its URL, and a
+/// loopback URL where nothing listens (for the "server unreachable" tests).
+fn start_test_server(tools: &Tools, root: &Path) -> Result<(Background, String, String)> {
+    process::run(tools.command("cargo").current_dir(root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "greeter-server",
+    ]))?;
+    let port = free_port()?;
+    let mut server = Background::start(
+        tools
+            .command(&root.join("target/debug/greeter-server").to_string_lossy())
+            .args(["--dev", "--addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn"),
+    )?;
+    wait_for_port(port, Duration::from_secs(30), &mut server)?;
+    let dead_url = format!("http://127.0.0.1:{}", free_port()?);
+    Ok((server, format!("http://127.0.0.1:{port}"), dead_url))
+}
+
+/// `cargo test` of the workspace's native crates, every test binary run even after a failure.
+fn native_tests(tools: &Tools, root: &Path, test_tools: &setup::TestTools) -> Tally {
+    println!("\nxtask: native tests");
+    process::run_tests(
+        tools
+            .command("cargo")
+            .current_dir(root)
+            .args(["test", "--no-fail-fast"])
+            // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
+            .env("GREETER_SOAK_SECONDS", "180")
+            // Prometheus's own parser reads the metrics page.
+            .env("GREETER_TEST_PYTHON", test_tools.venv_bin("python")),
+        NATIVE.within,
+    )
+    .at_least("the native tests", NATIVE.at_least)
+}
+
+/// Builds the release page and the end-to-end test binaries, and runs them directly, not under
+/// `cargo test`: cargo holds the build directory's lock while its tests run, and `trunk serve`
+/// needs cargo.
+fn end_to_end(tools: &Tools, root: &Path) -> Tally {
     println!("\nxtask: end-to-end tests");
-    tally += match page::build_release(&tools) {
-        Ok(()) => end_to_end(&tools, &root),
-        Err(error) => {
-            eprintln!("xtask: {error}");
-            Tally {
-                passed: 0,
-                failed: 1,
-            }
-        }
-    };
-
+    let tally = end_to_end_steps(tools, root).at_least("the end-to-end tests", END_TO_END.at_least);
     println!(
         "\nxtask: screenshots in {}",
         root.join("target/e2e-artifacts").display()
     );
-    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed == 0 {
-        Ok(())
-    } else {
-        Err(format!("{} failed", tally.failed))
-    }
+    tally
 }
 
-/// Builds the end-to-end test binaries and runs them directly, not under `cargo test`: cargo
-/// holds the build directory's lock while its tests run, and `trunk serve` needs cargo.
-fn end_to_end(tools: &Tools, root: &Path) -> Tally {
+fn end_to_end_steps(tools: &Tools, root: &Path) -> Tally {
+    if let Err(error) = page::build_release(tools) {
+        return Tally::failure(error);
+    }
     let executables = match test_executables(tools, root, "greeter-e2e") {
         Ok(executables) => executables,
-        Err(error) => {
-            eprintln!("xtask: {error}");
-            return Tally {
-                passed: 0,
-                failed: 1,
-            };
-        }
+        Err(error) => return Tally::failure(error),
     };
     let test_tools = tools.test.as_ref().expect("set up for tests");
     let trunk = match tools.which("trunk") {
         Ok(trunk) => trunk,
-        Err(error) => {
-            eprintln!("xtask: {error}");
-            return Tally {
-                passed: 0,
-                failed: 1,
-            };
-        }
+        Err(error) => return Tally::failure(error),
     };
+    let deadline = std::time::Instant::now() + END_TO_END.within;
     let mut tally = Tally::default();
     for executable in executables {
         tally += process::run_tests(
@@ -190,6 +237,7 @@ fn end_to_end(tools: &Tools, root: &Path) -> Tally {
                 .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
                 .env("CHROMEDRIVER", &test_tools.chromedriver)
                 .env("TRUNK", &trunk),
+            deadline.saturating_duration_since(std::time::Instant::now()),
         );
     }
     tally
