@@ -185,6 +185,40 @@ mod tests {
     }
 
     #[test]
+    fn new_is_the_command_line_with_its_defaults() {
+        let parsed =
+            Config::try_parse_from(["greeter-server", "--addr", "127.0.0.1:4000"]).unwrap();
+        // Every field, through Debug: a default restated wrongly in `new` shows here.
+        assert_eq!(
+            format!("{:?}", Config::new("127.0.0.1:4000".parse().unwrap())),
+            format!("{parsed:?}")
+        );
+    }
+
+    #[test]
+    fn every_flag_has_its_environment_variable() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .collect();
+        assert!(flags.len() >= 16, "{} flags", flags.len());
+        for arg in flags {
+            let long = arg.get_long().expect("every setting is a long flag");
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{long} has no environment variable"));
+            let expected = format!("GREETER_{}", long.to_uppercase().replace('-', "_"));
+            // Repeatable flags name their variable in the plural.
+            assert!(
+                env == expected.as_str() || env.to_str() == Some(&format!("{expected}S")),
+                "--{long}: {env:?}"
+            );
+        }
+    }
+
+    #[test]
     fn durations_take_a_unit() {
         let config =
             Config::try_parse_from(["greeter-server", "--drain-timeout", "250ms"]).unwrap();

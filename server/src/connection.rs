@@ -2,7 +2,7 @@
 //! the open-connections gauge, and whether it is doing anything.
 //!
 //! A [`ConnectionSlot`] lives as long as anything still uses the connection. The accept loop holds
-//! it, and [`Tracked`] puts it into every request's extensions, so a socket taken over by a
+//! it, and [`Tracked`] puts it into the extensions of every upgrade request, so a socket taken over by a
 //! WebSocket upgrade (which outlives hyper's connection) keeps holding the slot for as long as
 //! the WebSocket layer keeps the request's extensions: an upgraded socket counts against the same
 //! budget and in the same gauge as every other connection.
@@ -16,7 +16,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -24,13 +24,12 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
-use tokio::{
-    sync::{Notify, OwnedSemaphorePermit},
-    time::Instant,
-};
+use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use crate::metrics::Metrics;
@@ -46,8 +45,18 @@ pub struct ConnectionSlot {
     in_flight: AtomicUsize,
     /// Whether a request has arrived yet: until one does, the shorter first-request limit applies.
     has_requested: AtomicBool,
-    /// Woken when the last request in flight ends.
-    became_idle: Notify,
+    /// Why the connection has been told to close (a [`Close`] as a number; 0 while it has not).
+    close: AtomicU8,
+    close_waker: AtomicWaker,
+}
+
+/// Why a connection is told to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// It had no request in flight for its limit.
+    Idle = 1,
+    /// The server is shutting down.
+    Draining = 2,
 }
 
 impl ConnectionSlot {
@@ -61,7 +70,8 @@ impl ConnectionSlot {
             idle_since_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             has_requested: AtomicBool::new(false),
-            became_idle: Notify::new(),
+            close: AtomicU8::new(0),
+            close_waker: AtomicWaker::new(),
         })
     }
 
@@ -73,36 +83,85 @@ impl ConnectionSlot {
     fn request_ended(&self) {
         let idle_since = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.idle_since_ms.store(idle_since, Ordering::Relaxed);
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.became_idle.notify_one();
-        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Tells the connection to close, for the first reason given.
+    fn close(&self, reason: Close) {
+        let _ = self
+            .close
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.close_waker.wake();
+    }
+
+    /// Completes when the connection is told to close, with the reason. Polling it costs an
+    /// atomic load and a waker check, so the connection's task can poll it on every wake-up.
+    pub fn closing(&self) -> Closing<'_> {
+        Closing(self)
+    }
+
+    /// Tells the connection to close once it is idle past its limits, or when `draining` is
+    /// cancelled. Meant for a task of its own beside the connection's, so that the connection's
+    /// own task polls no timer.
+    pub async fn watch(
+        &self,
+        first_request: Duration,
+        idle: Duration,
+        draining: &CancellationToken,
+    ) {
+        let reason = tokio::select! {
+            () = self.idle(first_request, idle) => Close::Idle,
+            () = draining.cancelled() => Close::Draining,
+        };
+        self.close(reason);
     }
 
     /// Completes once the connection has had no request in flight for `first_request` (before its
     /// first request arrives) or `idle` (after it).
+    ///
+    /// It looks only at deadlines, never at each request: a busy connection is looked at once
+    /// per limit, and an idle one when its limit runs out, so requests pay no timer of their own.
     pub async fn idle(&self, first_request: Duration, idle: Duration) {
         loop {
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                self.became_idle.notified().await;
-                continue;
-            }
             let limit = if self.has_requested.load(Ordering::Relaxed) {
                 idle
             } else {
                 first_request
             };
-            let idle_since =
-                self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-            let deadline = idle_since + limit;
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            let deadline = if self.in_flight.load(Ordering::Acquire) > 0 {
+                now + limit
+            } else {
+                let idle_since =
+                    self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+                idle_since + limit
+            };
+            if now >= deadline {
                 return;
             }
-            // A request may start and end meanwhile: look again at the deadline, or when one ends.
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {}
-                () = self.became_idle.notified() => {}
-            }
+            tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+/// See [`ConnectionSlot::closing`].
+pub struct Closing<'a>(&'a ConnectionSlot);
+
+impl Future for Closing<'_> {
+    type Output = Close;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Close> {
+        let reason = |slot: &ConnectionSlot| match slot.close.load(Ordering::Acquire) {
+            0 => None,
+            1 => Some(Close::Idle),
+            _ => Some(Close::Draining),
+        };
+        if let Some(reason) = reason(self.0) {
+            return Poll::Ready(reason);
+        }
+        self.0.close_waker.register(cx.waker());
+        // Told to close between the first look and the registration: the wake-up went nowhere.
+        reason(self.0).map_or(Poll::Pending, Poll::Ready)
     }
 }
 
@@ -156,7 +215,10 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let in_flight = RequestInFlight::new(&self.slot);
-        request.extensions_mut().insert(Arc::clone(&self.slot));
+        // Only an upgrade can outlive the connection; other requests need not carry the slot.
+        if request.headers().contains_key(http::header::UPGRADE) {
+            request.extensions_mut().insert(Arc::clone(&self.slot));
+        }
         TrackedResponse {
             call: self.inner.call(request),
             in_flight: Some(in_flight),

@@ -28,7 +28,7 @@ use tower::ServiceExt;
 
 use crate::{
     app::AppService,
-    connection::{ConnectionSlot, Tracked},
+    connection::{Close, ConnectionSlot, Tracked},
     log_summary::LogSummary,
     metrics::Metrics,
     Config,
@@ -122,12 +122,21 @@ pub async fn serve_app(
         let draining = draining.clone();
         let tls = tls.clone();
         tasks.spawn(async move {
+            // The watch over idleness and the drain runs beside the connection, so that the
+            // connection's own task, woken for every request, polls no timer.
+            let watch = tokio::spawn({
+                let slot = Arc::clone(&slot);
+                async move {
+                    slot.watch(limits.first_request, limits.idle, &draining)
+                        .await;
+                }
+            });
             let service = TowerToHyperService::new(service);
             let served = match tls {
                 None => {
                     let connection =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    serve_connection(connection, &slot, limits, &draining).await
+                    serve_connection(connection, &slot).await
                 }
                 // The handshake counts against the first-request limit too.
                 Some(tls) => {
@@ -135,13 +144,14 @@ pub async fn serve_app(
                         Ok(Ok(stream)) => {
                             let connection = builder
                                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            serve_connection(connection, &slot, limits, &draining).await
+                            serve_connection(connection, &slot).await
                         }
                         Ok(Err(error)) => Err(error.into()),
                         Err(_) => Err("TLS handshake timed out".into()),
                     }
                 }
             };
+            watch.abort();
             if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
@@ -203,8 +213,6 @@ fn request_body_error(error: hyper::Error) -> BoxError {
 async fn serve_connection<I, S, B>(
     connection: auto::UpgradeableConnection<'_, I, S, TokioExecutor>,
     slot: &ConnectionSlot,
-    limits: ConnectionLimits,
-    draining: &CancellationToken,
 ) -> Result<(), BoxError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -216,14 +224,14 @@ where
     TokioExecutor: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
 {
     tokio::pin!(connection);
-    let idle = tokio::select! {
+    let reason = tokio::select! {
+        biased;
         served = connection.as_mut() => return served,
-        () = draining.cancelled() => false,
-        () = slot.idle(limits.first_request, limits.idle) => true,
+        reason = slot.closing() => reason,
     };
     // HTTP/2 gets a GOAWAY and finishes its streams; HTTP/1.1 closes after its current response.
     connection.as_mut().graceful_shutdown();
-    if !idle {
+    if reason == Close::Draining {
         // The drain timeout bounds the drain as a whole.
         return connection.await;
     }

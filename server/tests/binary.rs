@@ -1,0 +1,116 @@
+//! The real binary as an operator meets it: a bad setting stops it with a message that names the
+//! flag, and each call writes one access-log line with its method, code, latency, peer and
+//! request id, in text and in JSON.
+
+mod support;
+
+use hello_proto::HelloRequest;
+use support::ServerProcess;
+
+#[test]
+fn a_bad_value_stops_the_binary_with_a_message_naming_its_flag() {
+    for (args, env, named) in [
+        (
+            &["--max-concurrent-calls", "0"][..],
+            None,
+            "--max-concurrent-calls",
+        ),
+        (&["--idle-timeout", "soon"][..], None, "--idle-timeout"),
+        (
+            &["--allowed-host", "http://a.example"][..],
+            None,
+            "--allowed-host",
+        ),
+        (
+            &[][..],
+            Some(("GREETER_MAX_MESSAGE_SIZE", "12")),
+            "--max-message-size",
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"));
+        command.args(args).args(["--addr", "127.0.0.1:0"]);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+/// Makes one call with `x-request-id: chosen-id` and two without, and returns the server's log.
+async fn three_calls_logged(args: &[&str]) -> (String, Vec<String>) {
+    let server = ServerProcess::start(args).await;
+    let mut client = server.native_client().await;
+    let mut request = tonic::Request::new(HelloRequest { name: "log".into() });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "chosen-id".parse().unwrap());
+    client.say_hello(request).await.unwrap();
+    let mut generated = Vec::new();
+    for _ in 0..2 {
+        let reply = client
+            .say_hello(HelloRequest { name: "log".into() })
+            .await
+            .unwrap();
+        let id = reply.metadata().get("x-request-id").unwrap();
+        generated.push(id.to_str().unwrap().to_owned());
+    }
+    // The log line is written as the response ends: give it a moment to reach the file.
+    let started = std::time::Instant::now();
+    while server.log().matches("call ended").count() < 3 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (server.log(), generated)
+}
+
+#[tokio::test]
+async fn each_call_writes_one_text_access_line_with_its_fields() {
+    let (log, generated) = three_calls_logged(&[]).await;
+    assert_ne!(generated[0], generated[1], "request ids must be unique");
+    let lines: Vec<_> = log
+        .lines()
+        .filter(|line| line.contains("call ended"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    for (line, id) in lines
+        .iter()
+        .zip(["chosen-id", &generated[0], &generated[1]])
+    {
+        for field in [
+            "method=/hello.Greeter/SayHello",
+            "peer=127.0.0.1:",
+            &format!("request_id={id}"),
+            "code=\"OK\"",
+            "latency_ms=",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+        assert!(line.contains(" INFO "), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn json_access_lines_carry_the_same_fields() {
+    let (log, generated) = three_calls_logged(&["--log-format", "json"]).await;
+    let calls: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .filter(|entry: &serde_json::Value| entry["fields"]["message"] == "call ended")
+        .collect();
+    assert_eq!(calls.len(), 3, "{log}");
+    for (entry, id) in calls
+        .iter()
+        .zip(["chosen-id", &generated[0], &generated[1]])
+    {
+        let span = &entry["span"];
+        assert_eq!(entry["level"], "INFO");
+        assert_eq!(span["method"], "/hello.Greeter/SayHello");
+        assert_eq!(span["request_id"], id);
+        assert_eq!(span["code"], "OK");
+        assert!(span["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(span["latency_ms"].as_f64().is_some(), "{entry}");
+    }
+}
