@@ -449,30 +449,14 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
 
     // Same origin is the same scheme, host and port.
     let host = server.addr.to_string();
-    let (_, status) = upgrade(
-        &server,
-        "/hello.Greeter/Chat",
-        &host,
-        Some(&format!("https://{host}")),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (_, status) = upgrade(
-        &server,
-        "/hello.Greeter/Chat",
-        &host,
-        Some(&format!("http://localhost:{port}")),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (_, status) = upgrade(
-        &server,
-        "/hello.Greeter/Chat",
-        &host,
-        Some(&format!("http://{host}")),
-    )
-    .await;
-    assert_eq!(status, 101);
+    for (origin, expected) in [
+        (format!("https://{host}"), 403),
+        (format!("http://localhost:{port}"), 403),
+        (format!("http://{host}"), 101),
+    ] {
+        let (_, status) = upgrade(&server, "/hello.Greeter/Chat", &host, Some(&origin)).await;
+        assert_eq!(status, expected, "{origin}");
+    }
     server.assert_serving().await;
 }
 
