@@ -121,7 +121,7 @@ impl ConnectionSlot {
     ///
     /// It looks only at deadlines, never at each request: a busy connection is looked at once
     /// per limit, and an idle one when its limit runs out, so requests pay no timer of their own.
-    pub async fn idle(&self, first_request: Duration, idle: Duration) {
+    async fn idle(&self, first_request: Duration, idle: Duration) {
         loop {
             let limit = if self.has_requested.load(Ordering::Relaxed) {
                 idle

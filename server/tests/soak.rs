@@ -8,6 +8,8 @@
 //!
 //! `GREETER_SOAK_SECONDS` sets the load's length (default 20; `cargo xtask test` runs 180).
 
+mod support;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
@@ -28,12 +30,7 @@ const CLIENTS: usize = 64;
 const RSS_GROWTH_BOUND_KIB: u64 = 32 * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    support::status_kib(pid, "VmRSS:")
 }
 
 #[derive(Default)]

@@ -266,12 +266,7 @@ impl ServerProcess {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap()
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        status_kib(self.child.id(), field)
     }
 
     /// What the server has logged so far.
@@ -304,6 +299,16 @@ impl ServerProcess {
         .unwrap();
         assert_eq!(reply.into_inner().message, "Hello, still serving");
     }
+}
+
+/// A memory figure of process `pid` in KiB, from its `/proc` status (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 impl Drop for ServerProcess {
