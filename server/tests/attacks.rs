@@ -16,7 +16,11 @@ use std::{
 
 use futures_util::StreamExt;
 use hello_proto::{HelloRequest, HelloStreamRequest};
-use support::{percent_decode, ServerProcess};
+use support::{
+    percent_decode,
+    raw::{field, gauge, get, grpc_web_post, masked_frame, raw_exchange, upgrade},
+    ServerProcess,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -29,48 +33,10 @@ const HEADER_BLOCK: &[u8] = b"content-type: application/grpc-web+proto\r\nx-grpc
 const H2_PREFACE_AND_SETTINGS: &[u8] =
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
-/// A client-to-server WebSocket frame (masked, as clients must send them) with a short payload.
-fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
-/// Sends a WebSocket upgrade for `path` and reads the response head; returns the socket and the
-/// HTTP status.
-async fn upgrade(
-    server: &ServerProcess,
-    path: &str,
-    host: &str,
-    origin: Option<&str>,
-) -> (TcpStream, u16) {
-    let mut socket = TcpStream::connect(server.addr).await.unwrap();
-    let origin = origin
-        .map(|origin| format!("Origin: {origin}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: grpc-websockets\r\n{origin}\r\n"
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
-    (socket, status_of(&head))
-}
-
 /// A Chat call over a WebSocket, open and idle: upgraded, header block sent.
 async fn idle_chat(server: &ServerProcess) -> TcpStream {
     let (mut socket, status) = upgrade(
-        server,
+        server.addr,
         "/hello.Greeter/Chat",
         &server.addr.to_string(),
         None,
@@ -82,80 +48,6 @@ async fn idle_chat(server: &ServerProcess) -> TcpStream {
         .await
         .unwrap();
     socket
-}
-
-/// Reads up to the end of a response head, byte by byte so nothing after it is consumed.
-async fn read_head(socket: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let read = async {
-        while !head.ends_with(b"\r\n\r\n") {
-            let byte = socket.read_u8().await.expect("a response head");
-            head.push(byte);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("a response head within 10 s");
-    String::from_utf8(head).unwrap()
-}
-
-fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("{head}"))
-}
-
-/// Sends a raw HTTP/1.1 request that asks the server to close after it, and reads everything.
-async fn raw_exchange(server: &ServerProcess, request: &str) -> String {
-    let mut socket = TcpStream::connect(server.addr).await.unwrap();
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response))
-        .await
-        .expect("the server answers and closes within 10 s")
-        .unwrap();
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-/// `GET path` with this `Host`, on a connection closed after it.
-async fn get(server: &ServerProcess, path: &str, host: &str) -> String {
-    raw_exchange(
-        server,
-        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
-/// A gRPC-Web call with an empty message to `path`, with this `Host`.
-async fn grpc_web_post(server: &ServerProcess, path: &str, host: &str) -> String {
-    raw_exchange(
-        server,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/grpc-web+proto\r\n\
-             X-Grpc-Web: 1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n\0\0\0\0\0"
-        ),
-    )
-    .await
-}
-
-/// The value of `name: value` in a raw response (headers or a gRPC-Web trailer frame).
-fn field<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    response.split("\r\n").find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        // A trailer frame's first line starts with the frame's binary prefix.
-        key.trim_start_matches(|c: char| !c.is_ascii_alphabetic())
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim())
-    })
-}
-
-fn gauge(metrics_page: &str, name: &str) -> u64 {
-    metrics_page
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {metrics_page}"))
 }
 
 #[tokio::test]
@@ -276,7 +168,7 @@ async fn websockets_hold_their_connection_slot_and_are_counted() {
         sockets.push(idle_chat(&server).await);
     }
     // 19 sockets and the connection that asks.
-    let page = get(&server, "/metrics", &host).await;
+    let page = get(server.addr, "/metrics", &host).await;
     assert_eq!(gauge(&page, "http_server_open_connections"), 20);
     sockets.push(idle_chat(&server).await);
 
@@ -284,7 +176,7 @@ async fn websockets_hold_their_connection_slot_and_are_counted() {
     let server = Arc::new(server);
     let waiting = tokio::spawn({
         let server = Arc::clone(&server);
-        async move { get(&server, "/metrics", &host).await }
+        async move { get(server.addr, "/metrics", &host).await }
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!waiting.is_finished(), "a 21st connection was served");
@@ -313,7 +205,7 @@ async fn a_thousand_idle_websocket_calls_cost_little_memory() {
     }
     // The last header block has been read once the gauge says so and the server answers.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let page = get(&server, "/metrics", &server.addr.to_string()).await;
+    let page = get(server.addr, "/metrics", &server.addr.to_string()).await;
     assert_eq!(gauge(&page, "grpc_server_calls_in_flight"), 1000);
     assert_eq!(gauge(&page, "http_server_open_connections"), 1001);
     let growth = server.rss_kib().saturating_sub(rss_before);
@@ -372,16 +264,16 @@ async fn invented_method_names_cannot_break_or_take_the_metrics() {
         "/hello.Greeter/a%0Ab\\n\"",
     ];
     for path in hostile {
-        let response = grpc_web_post(&server, path, &host).await;
+        let response = grpc_web_post(server.addr, path, &host).await;
         assert_eq!(field(&response, "grpc-status"), Some("12"), "{response}");
     }
     for i in 0..100 {
-        grpc_web_post(&server, &format!("/hello.Greeter/Invented{i}"), &host).await;
+        grpc_web_post(server.addr, &format!("/hello.Greeter/Invented{i}"), &host).await;
     }
     // A real method, called for the first time after them, is counted as itself.
     server.assert_serving().await;
 
-    let page = get(&server, "/metrics", &host).await;
+    let page = get(server.addr, "/metrics", &host).await;
     let samples = parse_with_prometheus(page.split_once("\r\n\r\n").unwrap().1);
     let count = |method: &str, code: &str| {
         samples
@@ -411,15 +303,15 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
     let misdirected = |response: &str| response.starts_with("HTTP/1.1 421 ");
 
     // A page on a rebinding domain: its requests carry its own name as the Host.
-    let response = grpc_web_post(&server, "/hello.Greeter/SayHello", &evil).await;
+    let response = grpc_web_post(server.addr, "/hello.Greeter/SayHello", &evil).await;
     assert!(misdirected(&response), "{response}");
     assert!(response.ends_with("this server does not answer for that host name\n"));
-    let response = get(&server, "/metrics", &evil).await;
+    let response = get(server.addr, "/metrics", &evil).await;
     assert!(misdirected(&response), "{response}");
-    let response = get(&server, "/", &evil).await;
+    let response = get(server.addr, "/", &evil).await;
     assert!(misdirected(&response), "{response}");
     let origin = format!("http://{evil}");
-    let (_, status) = upgrade(&server, "/hello.Greeter/Chat", &evil, Some(&origin)).await;
+    let (_, status) = upgrade(server.addr, "/hello.Greeter/Chat", &evil, Some(&origin)).await;
     assert_eq!(status, 421);
     // Native gRPC, the host in HTTP/2's :authority.
     let channel = tonic::transport::Endpoint::from_shared(server.url())
@@ -440,7 +332,7 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
         format!("[::1]:{port}"),
         "127.0.0.1".to_owned(),
     ] {
-        let response = get(&server, "/metrics", &host).await;
+        let response = get(server.addr, "/metrics", &host).await;
         assert!(
             response.starts_with("HTTP/1.1 200 OK"),
             "{host}: {response}"
@@ -454,7 +346,7 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
         (format!("http://localhost:{port}"), 403),
         (format!("http://{host}"), 101),
     ] {
-        let (_, status) = upgrade(&server, "/hello.Greeter/Chat", &host, Some(&origin)).await;
+        let (_, status) = upgrade(server.addr, "/hello.Greeter/Chat", &host, Some(&origin)).await;
         assert_eq!(status, expected, "{origin}");
     }
     server.assert_serving().await;
@@ -463,9 +355,9 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
 #[tokio::test]
 async fn allowed_hosts_are_answered_and_a_public_address_answers_any_host() {
     let named = ServerProcess::start(&["--allowed-host", "app.example"]).await;
-    let response = get(&named, "/metrics", "APP.example:443").await;
+    let response = get(named.addr, "/metrics", "APP.example:443").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    let response = get(&named, "/metrics", "evil.example").await;
+    let response = get(named.addr, "/metrics", "evil.example").await;
     assert!(response.starts_with("HTTP/1.1 421 "), "{response}");
     assert!(named
         .log()
@@ -473,15 +365,15 @@ async fn allowed_hosts_are_answered_and_a_public_address_answers_any_host() {
 
     // Bound to every address (reached here over loopback only), as behind a load balancer.
     let public = ServerProcess::start_on("0.0.0.0", &[]).await;
-    let response = get(&public, "/metrics", "anything.example").await;
+    let response = get(public.addr, "/metrics", "anything.example").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(public
         .log()
         .contains("answering requests for any host name"));
     let public_named = ServerProcess::start_on("0.0.0.0", &["--allowed-host", "app.example"]).await;
-    let response = get(&public_named, "/metrics", "localhost").await;
+    let response = get(public_named.addr, "/metrics", "localhost").await;
     assert!(response.starts_with("HTTP/1.1 421 "), "{response}");
-    let response = get(&public_named, "/metrics", "app.example").await;
+    let response = get(public_named.addr, "/metrics", "app.example").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
 }
 
@@ -532,7 +424,7 @@ async fn a_summary_too_large_to_send_is_refused_as_soon_as_it_would_be() {
 async fn a_malformed_chunk_size_gets_a_message_of_ours() {
     let server = ServerProcess::start(&[]).await;
     let response = raw_exchange(
-        &server,
+        server.addr,
         &format!(
             "POST /hello.Greeter/SayHello HTTP/1.1\r\nHost: {}\r\n\
              Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\

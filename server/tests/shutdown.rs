@@ -1,45 +1,171 @@
-//! Graceful shutdown of the real binary: SIGTERM ends open streams with UNAVAILABLE (a status, not
-//! a reset), health goes NOT_SERVING, and the process exits 0 within the drain time.
+//! Graceful shutdown of the real binary, on SIGTERM and on SIGINT: health goes NOT_SERVING, the
+//! listener closes, open streams end with UNAVAILABLE (a status, not a reset), unary calls in
+//! flight complete and are counted, and the process exits 0 as soon as the last call ends. A
+//! client that never finishes its request is cut off at `--drain-timeout`, no later.
+
+mod support;
 
 use std::{
-    net::TcpListener,
-    process::{Command, Stdio},
+    convert::Infallible,
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use hello_proto::{greeter_client::GreeterClient, HelloRequest, HelloStreamRequest};
-use tonic::{transport::Channel, Code};
+use bytes::Bytes;
+use hello_proto::{HelloRequest, HelloStreamRequest};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use prost::Message;
+use support::ServerProcess;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::mpsc,
+};
+use tonic::Code;
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 
-#[tokio::test]
-async fn sigterm_ends_streams_with_unavailable_and_exits_zero() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_greeter-server"))
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--drain-timeout",
-            "5s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+/// A SayHello request as a gRPC frame: the 5-byte prefix, then the message.
+fn say_hello_frame(name: &str) -> Vec<u8> {
+    let message = HelloRequest { name: name.into() }.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    frame
+}
+
+/// Where a half-sent call stops: inside the frame's length prefix, so the server has the call's
+/// headers and must wait for the rest.
+const SPLIT: usize = 3;
+
+/// A gRPC-Web SayHello over HTTP/1.1 whose headers and first bytes have been sent; the rest waits
+/// for [`HalfSentGrpcWeb::finish`].
+struct HalfSentGrpcWeb {
+    socket: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HalfSentGrpcWeb {
+    async fn start(addr: SocketAddr, name: &str) -> Self {
+        let frame = say_hello_frame(name);
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /hello.Greeter/SayHello HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+             Content-Length: {}\r\n\r\n",
+            frame.len()
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(&frame[..SPLIT]).await.unwrap();
+        Self {
+            socket,
+            rest: frame[SPLIT..].to_vec(),
+        }
+    }
+
+    /// Sends the rest of the request; returns everything the server sent until it closed.
+    async fn finish(mut self) -> String {
+        self.socket.write_all(&self.rest).await.unwrap();
+        self.read_to_close().await
+    }
+
+    async fn read_to_close(mut self) -> String {
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.socket.read_to_end(&mut response),
+        )
+        .await
+        .expect("the server answers and closes within 10 s")
+        .unwrap_or_default();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+type BodySender = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+
+/// A native gRPC SayHello over HTTP/2 whose headers and first bytes have been sent; returns the
+/// sender of the rest and the task that reads the reply's message and `grpc-status`.
+fn half_sent_native(
+    addr: SocketAddr,
+    name: &str,
+) -> (BodySender, tokio::task::JoinHandle<(Bytes, String)>) {
+    let (body, frames) = mpsc::channel(2);
+    let request = http::Request::post(format!("http://{addr}/hello.Greeter/SayHello"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(frames),
+        ))
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let channel = loop {
-        if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            break channel;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let reply = tokio::spawn(async move {
+        let response = client.request(request).await.unwrap();
+        let collected = response.into_body().collect().await.unwrap();
+        let status = collected
+            .trailers()
+            .and_then(|trailers| trailers.get("grpc-status"))
+            .map(|status| status.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (collected.to_bytes(), status)
+    });
+    let first = Bytes::from(say_hello_frame(name)[..SPLIT].to_vec());
+    body.try_send(Ok(Frame::data(first))).unwrap();
+    (body, reply)
+}
+
+/// Waits until the server reports `calls` calls in flight.
+async fn wait_for_calls_in_flight(server: &ServerProcess, calls: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let in_flight = server.gauge("grpc_server_calls_in_flight").await;
+        if in_flight == calls {
+            return;
         }
         assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited early"
+            Instant::now() < deadline,
+            "{in_flight} calls in flight, expected {calls}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut client = GreeterClient::new(channel);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server's port refuses connections.
+async fn wait_for_listener_closed(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the server still accepts connections 5 s into its shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One shutdown, started by `signal`, with every kind of call open when it arrives.
+async fn drains_on(signal: libc::c_int) {
+    let mut server = ServerProcess::start(&["--drain-timeout", "20s"]).await;
+    let mut client = server.native_client().await;
+
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "hello.Greeter".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let serving = health.message().await.unwrap().unwrap();
+    assert_eq!(serving.status(), ServingStatus::Serving);
 
     let mut stream = client
         .say_hello_stream(HelloStreamRequest {
@@ -54,24 +180,33 @@ async fn sigterm_ends_streams_with_unavailable_and_exits_zero() {
         stream.message().await.unwrap().unwrap().message,
         "Hello #1, Long"
     );
-    let (names_tx, names_rx) = tokio::sync::mpsc::channel(1);
+    let (names, names_rx) = mpsc::channel(1);
     let mut chat = client
         .chat(tokio_stream::wrappers::ReceiverStream::new(names_rx))
         .await
         .unwrap()
         .into_inner();
-    names_tx
-        .send(HelloRequest { name: "a".into() })
-        .await
-        .unwrap();
+    names.send(HelloRequest { name: "a".into() }).await.unwrap();
     assert_eq!(chat.message().await.unwrap().unwrap().message, "Hello, a");
 
+    let grpc_web = HalfSentGrpcWeb::start(server.addr, "in flight over gRPC-Web").await;
+    let (native_rest, native_reply) = half_sent_native(server.addr, "in flight over gRPC");
+    // The watch, the stream, the chat and both unary calls.
+    wait_for_calls_in_flight(&server, 5).await;
+
     let stopping = Instant::now();
-    // SAFETY: kill(2) on the child we spawned.
-    assert_eq!(
-        unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    server.signal(signal);
+
+    // Health says so first, for load balancers.
+    let not_serving = tokio::time::timeout(Duration::from_secs(5), health.message())
+        .await
+        .expect("health changes within 5 s of the signal")
+        .unwrap()
+        .unwrap();
+    assert_eq!(not_serving.status(), ServingStatus::NotServing);
+    drop(health);
+
+    wait_for_listener_closed(server.addr).await;
 
     let status = loop {
         match stream.message().await {
@@ -87,22 +222,87 @@ async fn sigterm_ends_streams_with_unavailable_and_exits_zero() {
     );
     let status = chat.message().await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    drop(names_tx);
+    assert_eq!(
+        status.message(),
+        "the server is shutting down; retry the call"
+    );
+    drop(names);
 
-    let exit = loop {
-        if let Some(exit) = server.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The unary calls in flight are answered in full, though the server is draining.
+    let response = grpc_web.finish().await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("Hello, in flight over gRPC-Web"),
+        "{response}"
+    );
+    assert!(response.contains("grpc-status:0"), "{response}");
+    let rest = say_hello_frame("in flight over gRPC")[SPLIT..].to_vec();
+    native_rest
+        .send(Ok(Frame::data(Bytes::from(rest))))
+        .await
+        .unwrap();
+    drop(native_rest);
+    let (message, status) = tokio::time::timeout(Duration::from_secs(10), native_reply)
+        .await
+        .expect("the native call is answered within 10 s")
+        .unwrap();
+    assert_eq!(status, "0");
+    let reply = hello_proto::HelloReply::decode(&message[5..]).unwrap();
+    assert_eq!(reply.message, "Hello, in flight over gRPC");
+
+    // With nothing left in flight the process exits at once, well inside the drain timeout.
+    let exit = server.exit_status(Duration::from_secs(10)).await;
     assert!(exit.success(), "{exit:?}");
     assert!(
-        stopping.elapsed() < Duration::from_secs(6),
-        "{:?}",
+        stopping.elapsed() < Duration::from_secs(8),
+        "exited {:?} after the signal",
         stopping.elapsed()
     );
+    let log = server.log();
+    assert!(
+        log.contains(r#"calls handled method="/hello.Greeter/SayHello" code="OK" count=2"#),
+        "{log}"
+    );
+    assert!(
+        log.contains(r#"calls handled method="/hello.Greeter/Chat" code="UNAVAILABLE" count=1"#),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_every_kind_of_call_and_exits_zero() {
+    drains_on(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sigint_drains_the_same_way() {
+    drains_on(libc::SIGINT).await;
+}
+
+#[tokio::test]
+async fn the_drain_timeout_cuts_off_a_client_that_never_finishes_its_call() {
+    let drain_timeout = Duration::from_secs(2);
+    let mut server = ServerProcess::start(&["--drain-timeout", "2s"]).await;
+    let stalled = HalfSentGrpcWeb::start(server.addr, "never finished").await;
+    wait_for_calls_in_flight(&server, 1).await;
+
+    let stopping = Instant::now();
+    server.signal(libc::SIGTERM);
+    let exit = server.exit_status(Duration::from_secs(10)).await;
+    let took = stopping.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    // The stalled call holds the drain open to its limit, and no longer.
+    assert!(
+        took >= drain_timeout && took < drain_timeout + Duration::from_millis(1500),
+        "exited {took:?} after SIGTERM with a {drain_timeout:?} drain timeout"
+    );
+    assert!(
+        server
+            .log()
+            .contains("connections still open after the drain timeout; closing them"),
+        "{}",
+        server.log()
+    );
+    // The client is disconnected with no response.
+    assert_eq!(stalled.read_to_close().await, "");
 }

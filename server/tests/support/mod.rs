@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod raw;
+
 use std::{net::SocketAddr, path::Path};
 
 use bytes::Bytes;
@@ -282,6 +284,48 @@ impl ServerProcess {
             .await
             .unwrap();
         GreeterClient::new(channel)
+    }
+
+    /// The process id, for signals and `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`, ...) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on the child this struct spawned and has not yet reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
+            0
+        );
+    }
+
+    /// Waits for the process to exit, failing the test after `within`.
+    pub async fn exit_status(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server is still running after {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// How many file descriptors the process holds open (sockets included).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// A gauge's value on the `/metrics` page, read on a fresh connection.
+    pub async fn gauge(&self, name: &str) -> u64 {
+        let page = raw::get(self.addr, "/metrics", &self.addr.to_string()).await;
+        raw::gauge(&page, name)
     }
 
     /// Fails the test unless a normal call succeeds now.
