@@ -21,6 +21,34 @@ struct Outcome {
     grpc: Option<(u32, String)>,
 }
 
+/// What a case must get: the HTTP status, and the gRPC code with the facts its message must name.
+/// The facts (the bad byte, the sizes, the field) are the useful part of a message; the wording
+/// around them belongs to tonic, tonic-web and prost, and may change with their versions.
+#[derive(Debug)]
+struct Expected {
+    http: StatusCode,
+    grpc: Option<(u32, &'static [&'static str])>,
+}
+
+impl Expected {
+    fn assert_matches(&self, outcome: &Outcome, case: &str) {
+        assert_eq!(outcome.http, self.http, "{case}: {outcome:?}");
+        match (&self.grpc, &outcome.grpc) {
+            (None, None) => {}
+            (Some((code, facts)), Some((got_code, message))) => {
+                assert_eq!(got_code, code, "{case}: {message}");
+                for fact in *facts {
+                    assert!(
+                        message.to_lowercase().contains(&fact.to_lowercase()),
+                        "{case}: the message {message:?} does not name {fact:?}"
+                    );
+                }
+            }
+            _ => panic!("{case}: expected {self:?}, got {outcome:?}"),
+        }
+    }
+}
+
 /// Reads the gRPC status from the headers (trailers-only) or from the trailer frame of the body.
 async fn call(client: &HttpClient, request: Request<Full<Bytes>>) -> Outcome {
     let reply = tokio::time::timeout(Duration::from_secs(5), send(client, request))
@@ -86,13 +114,13 @@ async fn assert_serving(server: &TestServer) {
 
 /// Every malformed request, with the outcome it must get, for the server at `base_url` (whose
 /// maximum message size is 1,024 bytes).
-fn malformed_cases(base_url: &str) -> Vec<(&'static str, Request<Full<Bytes>>, Outcome)> {
+fn malformed_cases(base_url: &str) -> Vec<(&'static str, Request<Full<Bytes>>, Expected)> {
     let proto = Some("application/grpc-web+proto");
-    let grpc = |code: u32, message: &str| Outcome {
+    let grpc = |code: u32, facts: &'static [&'static str]| Expected {
         http: StatusCode::OK,
-        grpc: Some((code, message.to_owned())),
+        grpc: Some((code, facts)),
     };
-    let http = |status: StatusCode| Outcome {
+    let http = |status: StatusCode| Expected {
         http: status,
         grpc: None,
     };
@@ -100,46 +128,41 @@ fn malformed_cases(base_url: &str) -> Vec<(&'static str, Request<Full<Bytes>>, O
         (
             "truncated prefix",
             grpc_web(base_url, proto, &[0, 0, 0]),
-            grpc(13, "Unexpected EOF decoding stream."),
+            grpc(13, &["EOF"]),
         ),
         (
             "length prefix larger than the body",
             grpc_web(base_url, proto, &[0, 0, 0, 0, 100, 0x0a, 0x01, b'a']),
-            grpc(13, "Unexpected EOF decoding stream."),
+            grpc(13, &["EOF"]),
         ),
         (
             "length over the maximum message size",
             grpc_web(base_url, proto, &[0, 0x7f, 0xff, 0xff, 0xff, 0x0a]),
-            grpc(
-                11,
-                "Error, decoded message length too large: found 2147483647 bytes, the limit is: 1024 bytes",
-            ),
+            grpc(11, &["too large", "2147483647 bytes", "1024 bytes"]),
         ),
         (
             "compressed flag without grpc-encoding",
             grpc_web(base_url, proto, &[1, 0, 0, 0, 3, 0x0a, 0x01, b'a']),
-            grpc(
-                13,
-                "protocol error: received message with compressed-flag but no grpc-encoding was specified",
-            ),
+            grpc(13, &["compressed", "grpc-encoding"]),
         ),
         (
             "invalid base64 in grpc-web-text",
-            grpc_web(base_url, Some("application/grpc-web-text"), b"!!not base64!!"),
-            grpc(13, "tonic-web: Invalid symbol 33, offset 0."),
+            grpc_web(
+                base_url,
+                Some("application/grpc-web-text"),
+                b"!!not base64!!",
+            ),
+            grpc(13, &["symbol 33", "offset 0"]),
         ),
         (
             "bytes that are not a HelloRequest",
             grpc_web(base_url, proto, &[0, 0, 0, 0, 2, 0xff, 0xff]),
-            grpc(13, "failed to decode Protobuf message: invalid varint"),
+            grpc(13, &["decode", "varint"]),
         ),
         (
             "invalid UTF-8 in name",
             grpc_web(base_url, proto, &[0, 0, 0, 0, 4, 0x0a, 0x02, 0xff, 0xfe]),
-            grpc(
-                13,
-                "failed to decode Protobuf message: HelloRequest.name: invalid string value: data is not UTF-8 encoded",
-            ),
+            grpc(13, &["HelloRequest.name", "UTF-8"]),
         ),
         (
             "wrong content-type",
@@ -170,7 +193,7 @@ async fn malformed_grpc_web_bodies() {
     let client = http1_client();
     let cases = malformed_cases(&server.url());
     for (case, request, expected) in cases {
-        assert_eq!(call(&client, request).await, expected, "{case}");
+        expected.assert_matches(&call(&client, request).await, case);
         assert_serving(&server).await;
     }
     server.stop().await;
@@ -221,40 +244,65 @@ async fn conflicting_content_length_and_transfer_encoding_close_the_connection()
     server.stop().await;
 }
 
+/// Connections opened and dropped at once, 500 at a time: each one's socket and slot must be
+/// released, back to the count before them, and the server must keep serving.
 #[tokio::test]
-async fn ten_thousand_connections_opened_and_dropped() {
-    let server = TestServer::start(|_| {}).await;
-    // In batches of 500 at once: the point is many connections, not a slow serial loop.
+async fn ten_thousand_dropped_connections_are_all_released() {
+    let server = ServerProcess::start(&[]).await;
+    server.assert_serving().await;
+    // Only the connection reading the gauge is open.
+    let connections_now = || server.gauge("http_server_open_connections");
+    wait_until(|| async { connections_now().await == 1 }).await;
+    let fds_before = server.open_fds();
+
     for _ in 0..20 {
         let batch = (0..500).map(|_| tokio::net::TcpStream::connect(server.addr));
         for connection in futures_util::future::join_all(batch).await {
             drop(connection.unwrap());
         }
     }
-    assert_serving(&server).await;
-    server.stop().await;
+
+    wait_until(|| async { connections_now().await == 1 && server.open_fds() == fds_before }).await;
+    server.assert_serving().await;
 }
 
-/// The same malformed requests, 100 rounds of them, against the real binary: its memory must not
-/// grow with them.
+/// Polls `done` every 50 ms, failing the test if it is not true within 10 s.
+async fn wait_until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not released within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The malformed requests, 600 rounds of them (6,000 requests), against the real binary: once
+/// the first 100 rounds have warmed the allocator up, 5,000 more may not grow its memory by
+/// 512 KiB (they grow it by a few KiB), so a leak of 256 bytes a call fails.
 #[tokio::test]
 async fn hostile_input_leaves_memory_bounded() {
+    const WARM_UP_ROUNDS: usize = 100;
+    const MEASURED_ROUNDS: usize = 500;
     let server = ServerProcess::start(&["--max-message-size", "1024"]).await;
     let base_url = server.url();
     let client = http1_client();
     let mut rss_after_warm_up = 0;
-    for round in 0..101 {
+    for round in 0..WARM_UP_ROUNDS + MEASURED_ROUNDS {
         for (case, request, expected) in malformed_cases(&base_url) {
-            assert_eq!(call(&client, request).await, expected, "{case}");
+            expected.assert_matches(&call(&client, request).await, case);
         }
-        if round == 0 {
+        if round + 1 == WARM_UP_ROUNDS {
             rss_after_warm_up = server.rss_kib();
         }
     }
     let rss_end = server.rss_kib();
-    println!("hostile input x100: server RSS {rss_after_warm_up} KiB -> {rss_end} KiB");
+    println!(
+        "hostile input x{MEASURED_ROUNDS}: server RSS {rss_after_warm_up} KiB -> {rss_end} KiB"
+    );
     assert!(
-        rss_end < rss_after_warm_up + 8 * 1024,
+        rss_end < rss_after_warm_up + 512,
         "RSS grew from {rss_after_warm_up} KiB to {rss_end} KiB"
     );
 }

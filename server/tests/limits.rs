@@ -85,10 +85,10 @@ async fn messages_over_the_size_limit_are_out_of_range() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    assert_eq!(
-        status.message(),
-        "Error, decoded message length too large: found 2003 bytes, the limit is: 1024 bytes"
-    );
+    // The sizes are what the caller needs; the wording around them is tonic's.
+    for fact in ["too large", "2003 bytes", "1024 bytes"] {
+        assert!(status.message().contains(fact), "{status:?}");
+    }
     assert_serving(&server).await;
     server.stop().await;
 }

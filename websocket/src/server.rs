@@ -381,6 +381,27 @@ fn grpc_request_headers(client_headers: HeaderMap) -> HeaderMap {
     headers
 }
 
+/// A WebSocket message over the socket's limit, refused by tungstenite before it is read, told in
+/// the same words as a gRPC frame over the limit: clients send one frame a message, so the
+/// message less its flag and frame prefix is the gRPC message's size.
+fn too_large(
+    error: tokio_tungstenite::tungstenite::error::CapacityError,
+    max_message_size: usize,
+) -> Status {
+    let message = match error {
+        tokio_tungstenite::tungstenite::error::CapacityError::MessageTooLong { size, .. } => {
+            ProtocolError::TooLarge {
+                size: size.saturating_sub(1 + protocol::FRAME_PREFIX),
+                limit: max_message_size,
+            }
+            .to_string()
+        }
+        other => other.to_string(),
+    };
+    // OUT_OF_RANGE, as tonic's own decoder reports a message over the limit.
+    violation(&message, Code::OutOfRange)
+}
+
 /// Feeds the client's messages into the request body until the client ends its side; then keeps
 /// watching the socket, so a close or a protocol violation still ends the call.
 async fn read_client(
@@ -395,7 +416,7 @@ async fn read_client(
             Some(Err(error)) => {
                 return match error {
                     tokio_tungstenite::tungstenite::Error::Capacity(error) => {
-                        ClientEnd::Violation(violation(&error.to_string(), Code::OutOfRange))
+                        ClientEnd::Violation(too_large(error, max_message_size))
                     }
                     _ => ClientEnd::Vanished,
                 }
