@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use hello_proto::{HelloRequest, HelloStreamRequest};
-use support::{native_client, TestServer};
+use grpc_websocket::protocol::ServerFrame;
+use hello_proto::{HelloReply, HelloRequest, HelloStreamRequest};
+use support::{grpc_web_http1, grpc_web_http2, native_client, websocket::WsCall, TestServer};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -34,35 +35,64 @@ async fn assert_serving(server: &TestServer) {
     assert_eq!(reply.into_inner().message, "Hello, ok");
 }
 
+/// The limit counts calls on every transport: two streams, one over gRPC-Web and one over a
+/// WebSocket, fill it, and a third call on any transport is refused at once.
 #[tokio::test]
-async fn calls_beyond_the_concurrency_limit_fail_fast() {
+async fn calls_beyond_the_concurrency_limit_fail_fast_on_every_transport() {
+    const REFUSAL: &str = "the server is at its limit of 2 calls in progress; retry later";
     let server = TestServer::start(|config| config.max_concurrent_calls = 2).await;
-    let mut client = native_client(&server).await;
-    let mut first = client
+    let mut grpc_web_stream = grpc_web_http1(&server)
         .say_hello_stream(long_stream())
         .await
         .unwrap()
         .into_inner();
-    let mut second = client
-        .say_hello_stream(long_stream())
-        .await
-        .unwrap()
-        .into_inner();
-    first.message().await.unwrap().unwrap();
-    second.message().await.unwrap().unwrap();
+    grpc_web_stream.message().await.unwrap().unwrap();
+    let mut websocket_stream = WsCall::open(server.addr, "/hello.Greeter/SayHelloStream").await;
+    websocket_stream.send(&long_stream()).await;
+    websocket_stream.end().await;
+    assert!(matches!(
+        websocket_stream.next_frame().await,
+        Some(ServerFrame::Headers(_))
+    ));
+    websocket_stream.next_message::<HelloReply>().await;
 
-    // Both permits are held by the open streams: a third call is refused at once.
-    let started = std::time::Instant::now();
-    let status = client.say_hello(hello("third")).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted);
+    let refusals = [
+        (
+            "native",
+            native_client(&server).await.say_hello(hello("third")).await,
+        ),
+        (
+            "gRPC-Web over HTTP/1.1",
+            grpc_web_http1(&server).say_hello(hello("third")).await,
+        ),
+        (
+            "gRPC-Web over HTTP/2",
+            grpc_web_http2(&server).say_hello(hello("third")).await,
+        ),
+    ];
+    for (transport, refused) in refusals {
+        let status = refused.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "{transport}: {status:?}"
+        );
+        assert_eq!(status.message(), REFUSAL, "{transport}");
+    }
+    let mut call = WsCall::open(server.addr, "/hello.Greeter/SayHello").await;
+    call.send(&hello("third")).await;
+    call.end().await;
+    let response = call.response().await;
     assert_eq!(
-        status.message(),
-        "the server is at its limit of 2 calls in progress; retry later"
+        response.code(),
+        Code::ResourceExhausted as i32,
+        "{response:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(response.message(), REFUSAL);
 
     // Ending a stream frees its permit.
-    drop(first);
+    drop(grpc_web_stream);
+    let mut client = native_client(&server).await;
     let mut freed = false;
     for _ in 0..50 {
         if client.say_hello(hello("again")).await.is_ok() {
@@ -72,7 +102,6 @@ async fn calls_beyond_the_concurrency_limit_fail_fast() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(freed, "the permit of a dropped stream was not released");
-    drop(second);
     server.stop().await;
 }
 
@@ -99,6 +128,7 @@ async fn the_server_caps_how_long_a_call_may_run() {
         TestServer::start(|config| config.max_call_duration = Some(Duration::from_millis(300)))
             .await;
     let mut client = native_client(&server).await;
+    let started = Instant::now();
     let mut stream = client
         .say_hello_stream(long_stream())
         .await
@@ -111,30 +141,95 @@ async fn the_server_caps_how_long_a_call_may_run() {
             Err(status) => break status,
         }
     };
+    let ended_after = started.elapsed();
     assert_eq!(status.code(), Code::DeadlineExceeded);
+    // At the limit: not before it, and not long after.
+    assert!(
+        ended_after >= Duration::from_millis(300) && ended_after < Duration::from_millis(1300),
+        "ended {ended_after:?} after it started"
+    );
     server.stop().await;
+}
+
+/// Reads until the server closes `connection`; returns what it sent and when it closed, counted
+/// from `since`.
+async fn read_until_closed(connection: &mut TcpStream, since: Instant) -> (Vec<u8>, Duration) {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        connection.read_to_end(&mut received),
+    )
+    .await
+    .expect("the server closes the connection within 5 s");
+    // A reset is a close too.
+    let _ = read;
+    (received, since.elapsed())
+}
+
+fn assert_cut_off_at_300_ms(after: Duration) {
+    assert!(
+        after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+        "cut off {after:?} after connecting, with a 300 ms limit"
+    );
 }
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
     let server =
         TestServer::start(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+    let connected = Instant::now();
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .await
         .unwrap();
     // The rest of the headers never comes; the server closes the connection.
-    let mut buffer = [0u8; 1024];
-    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buffer))
-        .await
-        .expect("the server closes a slow-header connection within 5 s");
-    let response = String::from_utf8_lossy(&buffer[..read.unwrap_or(0)]).into_owned();
+    let (received, after) = read_until_closed(&mut slow, connected).await;
+    let response = String::from_utf8_lossy(&received).into_owned();
     assert!(
         response.is_empty() || response.starts_with("HTTP/1.1 408"),
         "{response}"
     );
+    assert_cut_off_at_300_ms(after);
     assert_serving(&server).await;
     server.stop().await;
+}
+
+/// HTTP/2: a HEADERS frame whose header block never ends (no END_HEADERS, no CONTINUATION) is no
+/// request yet, so the connection is closed at the header read timeout like a silent one.
+#[tokio::test]
+async fn slow_headers_over_http2_are_cut_off() {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    // Stream 1, END_STREAM but not END_HEADERS, one HPACK byte (`:method: GET`).
+    const UNFINISHED_HEADERS: &[u8] = &[0, 0, 1, 0x1, 0x1, 0, 0, 0, 1, 0x82];
+    let server =
+        TestServer::start(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+    let connected = Instant::now();
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(&[PREFACE, EMPTY_SETTINGS, UNFINISHED_HEADERS].concat())
+        .await
+        .unwrap();
+    let (received, after) = read_until_closed(&mut slow, connected).await;
+    // The server's SETTINGS came first, and a GOAWAY (type 0x7) before the close.
+    assert_eq!(received.get(3), Some(&0x4), "{received:?}");
+    assert!(
+        h2_frame_types(&received).contains(&0x7),
+        "no GOAWAY in {received:?}"
+    );
+    assert_cut_off_at_300_ms(after);
+    assert_serving(&server).await;
+    server.stop().await;
+}
+
+/// The types of the HTTP/2 frames in `bytes`, in order.
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let length = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = bytes.get(9 + length..).unwrap_or_default();
+    }
+    types
 }
 
 #[tokio::test]
@@ -191,9 +286,10 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
 }
 
 /// Connections carry TCP keepalive, so a peer that vanished without closing is found: the kernel
-/// shows the keepalive timer (2 in /proc/net/tcp's `tr` column) on the server's side of an idle one.
+/// shows the keepalive timer (2 in /proc/net/tcp's `tr` column) on the server's side of an idle
+/// one, due to fire 30 s after the connection went quiet.
 #[tokio::test]
-async fn idle_connections_are_probed_by_tcp_keepalive() {
+async fn idle_connections_are_probed_by_tcp_keepalive_after_30_s() {
     let server = TestServer::start(|_| {}).await;
     let client = TcpStream::connect(server.addr).await.unwrap();
     let client_port = client.local_addr().unwrap().port();
@@ -208,8 +304,57 @@ async fn idle_connections_are_probed_by_tcp_keepalive() {
             port_of(fields[1]) == Ok(server.addr.port()) && port_of(fields[2]) == Ok(client_port)
         })
         .unwrap_or_else(|| panic!("no server-side socket for port {client_port} in\n{table}"));
-    let timer = server_side[5].split(':').next().unwrap();
+    let (timer, due_in) = server_side[5].split_once(':').unwrap();
     assert_eq!(timer, "02", "timer of {server_side:?}");
+    // The time left, in clock ticks: just under 30 s, the connection having been idle 200 ms.
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let due_in = u64::from_str_radix(due_in, 16).unwrap() as f64 / ticks_per_second;
+    assert!(
+        (28.0..=30.0).contains(&due_in),
+        "the first probe is due in {due_in} s"
+    );
     drop(client);
+    server.stop().await;
+}
+
+/// `--max-streams-per-connection` is advertised in the server's SETTINGS, and a client that
+/// honours it waits for a free stream instead of opening more.
+#[tokio::test]
+async fn streams_per_connection_are_capped() {
+    let server = TestServer::start(|config| config.max_streams_per_connection = 2).await;
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut head = [0u8; 9];
+    raw.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[3], 0x4, "the server's first frame is its SETTINGS");
+    let mut settings = vec![0u8; u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize];
+    raw.read_exact(&mut settings).await.unwrap();
+    let max_concurrent_streams = settings.chunks(6).find_map(|setting| {
+        (setting[..2] == [0, 0x3])
+            .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
+    });
+    assert_eq!(max_concurrent_streams, Some(2));
+    drop(raw);
+
+    // Two open streams on one connection; a third call on it waits for one of them to end.
+    let mut client = native_client(&server).await;
+    let first = client.say_hello_stream(long_stream()).await.unwrap();
+    let _second = client.say_hello_stream(long_stream()).await.unwrap();
+    let mut third = std::pin::pin!(client.say_hello(hello("third")));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.as_mut())
+            .await
+            .is_err(),
+        "a third stream was opened past the limit of 2"
+    );
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("answered once a stream is free")
+        .unwrap();
+    assert_eq!(reply.into_inner().message, "Hello, third");
     server.stop().await;
 }
