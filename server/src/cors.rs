@@ -5,7 +5,8 @@
 //! be allowed by name, or by `--dev` for loopback origins. Allowed origins may send the headers
 //! gRPC-Web clients use and read the `grpc-*` response headers; without those exposed, a browser
 //! client sees every error as a malformed response. A preflight from any other origin is refused
-//! with 403 rather than answered without CORS headers, so the refusal is visible in the network log.
+//! with 403 rather than answered without CORS headers, so the refusal is visible in the network log;
+//! a call from such an origin that arrives without a preflight is refused the same way, unrun.
 //!
 //! Browsers send no preflight before a WebSocket, and the same-origin policy does not cover it, so
 //! a `grpc-websockets` upgrade from a page of another origin is checked here too: same origin or
@@ -131,9 +132,10 @@ impl<S> Layer<S> for OriginGuardLayer {
     }
 }
 
-/// Refuses, with 403, a CORS preflight from an origin the policy does not allow, and a WebSocket
-/// upgrade from an origin that is neither the server's own nor allowed; passes other requests
-/// through the CORS layer.
+/// Refuses, with 403, a CORS preflight from an origin the policy does not allow, and a call (a
+/// POST) or a WebSocket upgrade from an origin that is neither the server's own nor allowed;
+/// passes other requests through the CORS layer. A browser preflights every gRPC-Web call, but a
+/// call that skipped it (a plugin, an old browser) must not run for a page the policy refused.
 ///
 /// A POST without an `Origin` header (native gRPC, gRPC-Web from a tool, any non-browser client),
 /// or from the server's own origin (the page it serves), skips the CORS layer: it needs no CORS
@@ -189,8 +191,9 @@ where
             let is_preflight = request.method() == Method::OPTIONS
                 && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
             let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
+            let is_call = request.method() == Method::POST;
             let refused = (is_preflight && !self.policy.allows(origin))
-                || (is_websocket && !same_origin && !self.policy.allows(origin));
+                || ((is_websocket || is_call) && !same_origin && !self.policy.allows(origin));
             if refused {
                 tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
                 return GuardedResponse::Refused {

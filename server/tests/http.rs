@@ -355,15 +355,33 @@ async fn same_origin_calls_carry_no_cors_headers() {
     server.stop().await;
 }
 
+/// A disallowed origin's preflight is refused, and so is its call when it comes without one: it
+/// gets 403 and never reaches the service.
 #[tokio::test]
-async fn cors_preflight_from_a_disallowed_origin_is_refused() {
+async fn calls_from_a_disallowed_origin_are_refused_preflight_or_not() {
     let server = server_allowing(APP_ORIGIN).await;
     let client = http1_client();
     for origin in ["https://evil.example.com", "http://127.0.0.1:8080"] {
         let reply = send(&client, preflight(&server, origin)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{origin}");
         assert_eq!(reply.header("access-control-allow-origin"), None);
+
+        let mut call = grpc_web_hello_world(&server, "/hello.Greeter/SayHello");
+        call.headers_mut()
+            .insert(header::ORIGIN, origin.parse().unwrap());
+        let reply = send(&client, call).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(reply.body, "origin not allowed\n");
+        assert_eq!(reply.header("access-control-allow-origin"), None);
     }
+    let metrics = send(&client, get(&server, "/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains(
+            r#"grpc_server_handling_seconds_count{grpc_method="/hello.Greeter/SayHello"} 0"#
+        ),
+        "a refused call was run: {metrics}"
+    );
     server.stop().await;
 }
 

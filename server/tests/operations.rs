@@ -98,6 +98,14 @@ async fn reflection_lists_and_describes_the_services() {
     server.stop().await;
 }
 
+/// The value of the sample `series` (its name and labels) on a metrics page.
+fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
 #[tokio::test]
 async fn metrics_count_calls_by_method_and_code() {
     use hello_proto::{greeter_client::GreeterClient, HelloRequest, HelloStreamRequest};
@@ -124,7 +132,7 @@ async fn metrics_count_calls_by_method_and_code() {
         .say_hello_stream(HelloStreamRequest {
             name: "s".into(),
             count: 3,
-            interval_ms: 0,
+            interval_ms: 150,
         })
         .await
         .unwrap()
@@ -173,6 +181,18 @@ async fn metrics_count_calls_by_method_and_code() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    // A stream is timed to its end, not to its first response: the one of three greetings 150 ms
+    // apart took at least 300 ms, so it is above the 0.25 s bucket, and the sum counts it whole.
+    let sum = metric_value(
+        &text,
+        r#"grpc_server_handling_seconds_sum{grpc_method="/hello.Greeter/SayHelloStream"}"#,
+    );
+    assert!(sum >= 0.3, "{text}");
+    let quick = metric_value(
+        &text,
+        r#"grpc_server_handling_seconds_bucket{grpc_method="/hello.Greeter/SayHelloStream",le="0.25"}"#,
+    );
+    assert!(quick <= 1.0, "{text}");
     let connections: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("http_server_open_connections "))
