@@ -8,7 +8,15 @@ use tokio::{process::Command, sync::oneshot};
 
 /// Starts a server in this process; it stops when the returned sender is dropped.
 async fn start_server() -> (SocketAddr, oneshot::Sender<()>) {
-    let config = Config::new("127.0.0.1:0".parse().unwrap());
+    start_server_with(|_| {}).await
+}
+
+/// Starts a server with `configure` applied to its default configuration.
+async fn start_server_with(
+    configure: impl FnOnce(&mut Config),
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    configure(&mut config);
     let listener = bind(&config).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -23,14 +31,16 @@ async fn start_server() -> (SocketAddr, oneshot::Sender<()>) {
 }
 
 async fn greeter(addr: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_greeter"))
+    run(Command::new(env!("CARGO_BIN_EXE_greeter"))
+        .env_remove("GREETER_ADDR")
         .arg("--addr")
         .arg(addr)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap()
+        .args(args))
+    .await
+}
+
+async fn run(command: &mut Command) -> Output {
+    command.kill_on_drop(true).output().await.unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -147,5 +157,85 @@ async fn a_unary_call_takes_exactly_one_name() {
     assert_eq!(
         stderr(&output),
         "error: this call takes one --name, not 2\n"
+    );
+}
+
+#[tokio::test]
+async fn the_address_can_come_from_greeter_addr() {
+    let (addr, _stop) = start_server().await;
+    let output = run(Command::new(env!("CARGO_BIN_EXE_greeter"))
+        .args(["say-hello", "--name", "Env"])
+        .env("GREETER_ADDR", format!("http://{addr}")))
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Hello, Env\n");
+}
+
+#[tokio::test]
+async fn https_with_the_servers_certificate_given_by_ca_cert() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let (addr, _stop) = start_server_with(|config| {
+        config.tls_cert = Some(cert.clone());
+        config.tls_key = Some(key.clone());
+    })
+    .await;
+    let url = format!("https://localhost:{}", addr.port());
+
+    let trusted = greeter(
+        &url,
+        &[
+            "--ca-cert",
+            cert.to_str().unwrap(),
+            "say-hello",
+            "--name",
+            "TLS",
+        ],
+    )
+    .await;
+    assert_eq!(trusted.status.code(), Some(0), "{}", stderr(&trusted));
+    assert_eq!(stdout(&trusted), "Hello, TLS\n");
+
+    // Without it, the self-signed certificate is not trusted: the server is unreachable.
+    let untrusted = greeter(&url, &["say-hello", "--name", "TLS"]).await;
+    assert_eq!(untrusted.status.code(), Some(14), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+}
+
+/// The exit code is the call's status code, whatever the status: OUT_OF_RANGE from our server's
+/// message size limit, and UNIMPLEMENTED from a gRPC server that does not host the Greeter.
+#[tokio::test]
+async fn other_statuses_exit_with_their_codes() {
+    let (addr, _stop) = start_server_with(|config| config.max_message_size = 1024).await;
+    let too_long = "a".repeat(2000);
+    let output = greeter(&addr.to_string(), &["say-hello", "--name", &too_long]).await;
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with("error: OUT_OF_RANGE: "),
+        "{}",
+        stderr(&output)
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let health_only = listener.local_addr().unwrap();
+    let (_, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let output = greeter(&health_only.to_string(), &["say-hello"]).await;
+    assert_eq!(output.status.code(), Some(12), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with("error: UNIMPLEMENTED"),
+        "{}",
+        stderr(&output)
     );
 }
