@@ -29,11 +29,21 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(parse_header_block(&encoded).as_ref(), Ok(&headers));
     }
 
-    // The same bytes split at every possible point decode to the same frames.
+    // The same bytes decode to the same frames however they arrive: fed a byte at a time (a
+    // boundary between every two bytes at once), and split in two at every possible point (for
+    // inputs short enough that trying each point keeps the run fast).
     let whole = decode(&[data]);
-    let middle = data.len() / 2;
-    assert_eq!(decode(&[&data[..middle], &data[middle..]]), whole);
+    let bytes: Vec<&[u8]> = data.chunks(1).collect();
+    assert_eq!(decode(&bytes), whole);
+    if data.len() <= MAX_SPLIT_LEN {
+        for split in 0..=data.len() {
+            assert_eq!(decode(&[&data[..split], &data[split..]]), whole, "split at {split}");
+        }
+    }
 });
+
+/// The longest input tried split at every point: the cost grows with the square of the length.
+const MAX_SPLIT_LEN: usize = 512;
 
 fn decode(chunks: &[&[u8]]) -> Result<Vec<ServerFrame>, ()> {
     let mut decoder = ServerFrameDecoder::default();
