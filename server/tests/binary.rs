@@ -1,11 +1,11 @@
 //! The real binary as an operator meets it: a bad setting stops it with a message that names the
-//! flag, and each call writes one access-log line with its method, code, latency, peer and
-//! request id, in text and in JSON.
+//! flag; each call writes one access-log line with its method, code, latency, peer and request id,
+//! in text and in JSON; and a debug binary, which embeds no page, serves `./dist`.
 
 mod support;
 
 use hello_proto::HelloRequest;
-use support::ServerProcess;
+use support::{raw, ServerProcess};
 
 #[test]
 fn a_bad_value_stops_the_binary_with_a_message_naming_its_flag() {
@@ -113,4 +113,41 @@ async fn json_access_lines_carry_the_same_fields() {
         assert!(span["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert!(span["latency_ms"].as_f64().is_some(), "{entry}");
     }
+}
+
+/// With no `--static-dir` and no page embedded (a debug build embeds none), the page comes from
+/// `./dist` in the working directory; without one there, the API still serves and the log says
+/// how to build the page.
+#[tokio::test]
+async fn a_binary_without_an_embedded_page_serves_dist_from_its_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dist")).unwrap();
+    std::fs::write(
+        dir.path().join("dist/index.html"),
+        "<!doctype html><title>from dist</title>",
+    )
+    .unwrap();
+    let server = ServerProcess::start_in(dir.path(), &[]).await;
+    let page = raw::get(server.addr, "/", &server.addr.to_string()).await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.ends_with("<!doctype html><title>from dist</title>"),
+        "{page}"
+    );
+    assert!(
+        server.log().contains("serving the page from dist"),
+        "{}",
+        server.log()
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_in(empty.path(), &[]).await;
+    server.assert_serving().await;
+    assert!(
+        server
+            .log()
+            .contains("no page from dist: build it with `cargo xtask run`"),
+        "{}",
+        server.log()
+    );
 }

@@ -222,22 +222,40 @@ impl ServerProcess {
     /// Starts the binary with `args`, bound to `ip` on a free port, and waits until it accepts
     /// connections on loopback.
     pub async fn start_on(ip: &str, args: &[&str]) -> Self {
+        Self::start_with(ip, args, |_| {}).await
+    }
+
+    /// Starts the binary in `dir` as its working directory, with `args`.
+    pub async fn start_in(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with("127.0.0.1", args, |command| {
+            command.current_dir(dir);
+        })
+        .await
+    }
+
+    async fn start_with(
+        ip: &str,
+        args: &[&str],
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"));
+        command
             .arg("--addr")
             .arg(format!("{ip}:{port}"))
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("GREETER_ALLOWED_HOSTS")
+            .env_remove("GREETER_STATIC_DIR")
             .stdout(log.reopen().unwrap())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::inherit());
+        adjust(&mut command);
+        let mut child = command.spawn().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let started = std::time::Instant::now();
         while tokio::net::TcpStream::connect(addr).await.is_err() {
