@@ -136,14 +136,15 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             passed: outcomes.iter().all(|&passed| passed),
         });
     };
-    let node_test = |file: &str, vars: &[(&str, &str)]| {
+    // Each test file with the number of tests it holds: a file that runs fewer fails its case.
+    let node_test = |file: &str, at_least: u64, vars: &[(&str, &str)]| {
         let mut command = tools.command("node");
         command
             .current_dir(root)
             .args(["--test", &format!("interop/{file}")])
             .env("GREETER_SERVER", &ours)
             .envs(vars.iter().copied());
-        Check::Succeeds(command)
+        Check::Tests { command, at_least }
     };
 
     case(
@@ -194,6 +195,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
         "gRPC, HTTP/2, reflection",
         vec![node_test(
             "grpcurl.test.mjs",
+            4,
             &[("GRPCURL", &test_tools.venv_bin("grpcurl").to_string_lossy())],
         )],
     );
@@ -208,6 +210,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             protocol,
             vec![node_test(
                 "connect-es.test.mjs",
+                7,
                 &[("INTEROP_TRANSPORT", transport)],
             )],
         );
@@ -222,6 +225,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             protocol,
             vec![node_test(
                 "grpc-web.test.mjs",
+                4,
                 &[("INTEROP_FORMAT", format)],
             )],
         );
@@ -230,7 +234,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
         "improbable-eng grpc-web",
         OUR_SERVER,
         "grpc-websockets",
-        vec![node_test("improbable-websocket.test.mjs", &[])],
+        vec![node_test("improbable-websocket.test.mjs", 4, &[])],
     );
     // gRPC's own interop client against grpc.testing.TestService on our server, one case per test.
     for test_case in RUBY_INTEROP_CASES {
@@ -266,20 +270,20 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
     // Our wasm client in a real browser against a server that is not tonic: the same stub tests
     // the page's client passes against ours, and its server-streaming tests.
     let dead = format!("http://127.0.0.1:{}", free_port()?);
-    let chromium = |args: &[&str]| {
+    let chromium = |args: &[&str], at_least| {
         let mut command = wasm_test_command(tools, root, &connect, &dead);
         command
             .env("CHROMEDRIVER", &test_tools.chromedriver)
             .args(args);
-        Check::Succeeds(command)
+        Check::Tests { command, at_least }
     };
     case(
         "greeter-web (wasm, headless Chromium)",
         "connect-node",
         "gRPC-Web, HTTP/1.1",
         vec![
-            chromium(&["--test", "stub"]),
-            chromium(&["--test", "streaming", "--", "server_streaming"]),
+            chromium(&["--test", "stub"], 4),
+            chromium(&["--test", "streaming", "--", "server_streaming"], 2),
         ],
     );
 
@@ -315,10 +319,16 @@ pub fn python_stubs(python: &Path, root: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// How long one check may run; one still running then is stopped and fails.
+const CHECK_WITHIN: Duration = Duration::from_secs(5 * 60);
+
 /// One command of a case and what it must do to pass.
 enum Check {
-    /// Pass when the command succeeds (a test runner: it asserts by itself).
+    /// Pass when the command succeeds (a client that asserts by itself).
     Succeeds(Command),
+    /// Pass when the test runner runs at least `at_least` tests and none fails: a filter or a
+    /// rename that leaves it running fewer is a failure, not a pass.
+    Tests { command: Command, at_least: u64 },
     /// Pass when the command exits with `code` and prints exactly `stdout` (anything, if `None`).
     Prints {
         command: Command,
@@ -330,16 +340,28 @@ enum Check {
 impl Check {
     fn passes(self) -> bool {
         match self {
-            Check::Succeeds(mut command) => process::run(&mut command).is_ok(),
+            Check::Succeeds(mut command) => {
+                process::run_tests(&mut command, CHECK_WITHIN).failed == 0
+            }
+            Check::Tests {
+                mut command,
+                at_least,
+            } => {
+                let name = process::describe(&command);
+                process::run_tests(&mut command, CHECK_WITHIN)
+                    .at_least(&name, at_least)
+                    .failed
+                    == 0
+            }
             Check::Prints {
                 mut command,
                 code,
                 stdout,
             } => {
-                let output = match command.output() {
+                let output = match process::output_within(&mut command, CHECK_WITHIN) {
                     Ok(output) => output,
                     Err(error) => {
-                        eprintln!("xtask: cannot run {:?}: {error}", command.get_program());
+                        eprintln!("xtask: {error}");
                         return false;
                     }
                 };

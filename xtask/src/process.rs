@@ -32,6 +32,32 @@ pub fn output(command: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Runs `command` for at most `within` and returns what it printed; one still running then is
+/// stopped, with its whole process group, and is an error.
+pub fn output_within(command: &mut Command, within: Duration) -> Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let name = describe(command);
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let group = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(within) {
+        Ok(output) => output.map_err(|e| format!("{name}: {e}")),
+        Err(_) => {
+            // SAFETY: kill(2) with a negative pid signals the process group created above.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            Err(format!("{name} was still running after {within:?}"))
+        }
+    }
+}
+
 /// Counts of tests, as a Rust test harness reports them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
@@ -224,7 +250,7 @@ pub fn exec(mut command: Command) -> Result {
     Err(format!("cannot start {}: {error}", describe(&command)))
 }
 
-fn describe(command: &Command) -> String {
+pub fn describe(command: &Command) -> String {
     let mut text = command.get_program().to_string_lossy().into_owned();
     for arg in command.get_args() {
         text.push(' ');
@@ -324,5 +350,26 @@ mod tests {
             Duration::from_secs(10),
         );
         assert_eq!((tally.passed, tally.failed), (1, 1));
+    }
+
+    #[test]
+    fn output_within_returns_the_output_or_stops_a_hang() {
+        let output = output_within(
+            Command::new("sh").args(["-c", "echo out; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(
+            (output.stdout.as_slice(), output.status.code()),
+            (&b"out\n"[..], Some(3))
+        );
+
+        let started = Instant::now();
+        let hung = output_within(
+            Command::new("sh").args(["-c", "echo out; sleep 30"]),
+            Duration::from_secs(1),
+        );
+        assert!(hung.unwrap_err().contains("still running after 1s"));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

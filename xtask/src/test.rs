@@ -156,10 +156,13 @@ fn run_steps() -> Tally {
     tally
 }
 
-/// A check that passes when `command` exits 0.
+/// How long a check (format, lint, fuzzing) may take, its build included.
+const CHECK_WITHIN: Duration = Duration::from_secs(20 * 60);
+
+/// A check that passes when `command` exits 0 within [`CHECK_WITHIN`].
 fn check(name: &str, command: &mut Command) -> Tally {
     println!("\nxtask: {name}");
-    Tally::check(process::run(command).is_ok())
+    Tally::check(process::run_tests(command, CHECK_WITHIN).failed == 0)
 }
 
 /// Builds the debug server and starts it for the browser tests: the process, its URL, and a
