@@ -13,9 +13,8 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use hello_proto::{
-    code_name, greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest,
-};
+use grpc_codes::name as code_name;
+use hello_proto::{greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest};
 use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
     Code, Request, Status, Streaming,

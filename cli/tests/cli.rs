@@ -179,8 +179,8 @@ async fn https_with_the_servers_certificate_given_by_ca_cert() {
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     let (addr, _stop) = start_server_with(|config| {
-        config.tls_cert = Some(cert.clone());
-        config.tls_key = Some(key.clone());
+        config.serve.tls_cert = Some(cert.clone());
+        config.serve.tls_key = Some(key.clone());
     })
     .await;
     let url = format!("https://localhost:{}", addr.port());
@@ -213,7 +213,7 @@ async fn https_with_the_servers_certificate_given_by_ca_cert() {
 /// message size limit, and UNIMPLEMENTED from a gRPC server that does not host the Greeter.
 #[tokio::test]
 async fn other_statuses_exit_with_their_codes() {
-    let (addr, _stop) = start_server_with(|config| config.max_message_size = 1024).await;
+    let (addr, _stop) = start_server_with(|config| config.serve.max_message_size = 1024).await;
     let too_long = "a".repeat(2000);
     let output = greeter(&addr.to_string(), &["say-hello", "--name", &too_long]).await;
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));

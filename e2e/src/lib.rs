@@ -61,7 +61,7 @@ pub async fn start_server(config: greeter_server::Config) -> RunningServer {
 /// A server on an ephemeral port serving the release page.
 pub async fn start_page_server() -> RunningServer {
     let mut config = greeter_server::Config::new("127.0.0.1:0".parse().unwrap());
-    config.static_dir = Some(dist_dir());
+    config.serve.static_dir = Some(dist_dir());
     start_server(config).await
 }
 

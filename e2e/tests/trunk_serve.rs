@@ -12,8 +12,8 @@ async fn trunk_serve_proxies_calls_to_the_server() {
     // The server where Trunk.toml's proxy expects it.
     // In development mode, as with `trunk serve`: the page's origin is trunk's, and a WebSocket
     // from another origin is refused unless it is allowed.
-    let mut config = Config::new(greeter_server::config::DEFAULT_ADDR.parse().unwrap());
-    config.dev = true;
+    let mut config = Config::new(grpc_serve::options::DEFAULT_ADDR.parse().unwrap());
+    config.serve.dev = true;
     let server = start_server(config).await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

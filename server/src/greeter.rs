@@ -16,10 +16,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{
-    deadline,
-    stats::{Outcome, StreamCounters},
-};
+use grpc_serve::deadline;
+
+use crate::stats::{Outcome, StreamCounters};
 
 /// The longest name accepted, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -52,7 +51,7 @@ impl Default for GreeterService {
             Arc::default(),
             CancellationToken::new(),
             None,
-            crate::config::DEFAULT_MAX_MESSAGE_SIZE as usize,
+            grpc_serve::options::DEFAULT_MAX_MESSAGE_SIZE as usize,
         )
     }
 }

@@ -146,7 +146,7 @@ async fn a_binary_without_an_embedded_page_serves_dist_from_its_working_director
     assert!(
         server
             .log()
-            .contains("no page from dist: build it with `cargo xtask run`"),
+            .contains("no page from dist: build it there with `trunk build --release`"),
         "{}",
         server.log()
     );

@@ -189,7 +189,7 @@ fn malformed_cases(base_url: &str) -> Vec<(&'static str, Request<Full<Bytes>>, E
 
 #[tokio::test]
 async fn malformed_grpc_web_bodies() {
-    let server = TestServer::start(|config| config.max_message_size = 1024).await;
+    let server = TestServer::start(|config| config.serve.max_message_size = 1024).await;
     let client = http1_client();
     let cases = malformed_cases(&server.url());
     for (case, request, expected) in cases {

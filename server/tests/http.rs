@@ -284,7 +284,7 @@ const APP_ORIGIN: &str = "https://app.example.com";
 
 async fn server_allowing(origin: &str) -> TestServer {
     let origin = origin.parse().unwrap();
-    TestServer::start(|config| config.allow_origins = vec![origin]).await
+    TestServer::start(|config| config.serve.allow_origins = vec![origin]).await
 }
 
 #[tokio::test]
@@ -387,7 +387,7 @@ async fn calls_from_a_disallowed_origin_are_refused_preflight_or_not() {
 
 #[tokio::test]
 async fn dev_mode_allows_loopback_origins() {
-    let server = TestServer::start(|config| config.dev = true).await;
+    let server = TestServer::start(|config| config.serve.dev = true).await;
     let client = http1_client();
     let reply = send(&client, preflight(&server, "http://127.0.0.1:8080")).await;
     assert_eq!(reply.status, StatusCode::OK);

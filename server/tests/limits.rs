@@ -40,7 +40,7 @@ async fn assert_serving(server: &TestServer) {
 #[tokio::test]
 async fn calls_beyond_the_concurrency_limit_fail_fast_on_every_transport() {
     const REFUSAL: &str = "the server is at its limit of 2 calls in progress; retry later";
-    let server = TestServer::start(|config| config.max_concurrent_calls = 2).await;
+    let server = TestServer::start(|config| config.serve.max_concurrent_calls = 2).await;
     let mut grpc_web_stream = grpc_web_http1(&server)
         .say_hello_stream(long_stream())
         .await
@@ -107,7 +107,7 @@ async fn calls_beyond_the_concurrency_limit_fail_fast_on_every_transport() {
 
 #[tokio::test]
 async fn messages_over_the_size_limit_are_out_of_range() {
-    let server = TestServer::start(|config| config.max_message_size = 1024).await;
+    let server = TestServer::start(|config| config.serve.max_message_size = 1024).await;
     let mut client = native_client(&server).await;
     let status = client
         .say_hello(hello(&"x".repeat(2000)))
@@ -124,9 +124,10 @@ async fn messages_over_the_size_limit_are_out_of_range() {
 
 #[tokio::test]
 async fn the_server_caps_how_long_a_call_may_run() {
-    let server =
-        TestServer::start(|config| config.max_call_duration = Some(Duration::from_millis(300)))
-            .await;
+    let server = TestServer::start(|config| {
+        config.serve.max_call_duration = Some(Duration::from_millis(300))
+    })
+    .await;
     let mut client = native_client(&server).await;
     let started = Instant::now();
     let mut stream = client
@@ -176,7 +177,8 @@ fn assert_cut_off_at_300_ms(after: Duration) {
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
     let server =
-        TestServer::start(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+        TestServer::start(|config| config.serve.header_read_timeout = Duration::from_millis(300))
+            .await;
     let connected = Instant::now();
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
@@ -203,7 +205,8 @@ async fn slow_headers_over_http2_are_cut_off() {
     // Stream 1, END_STREAM but not END_HEADERS, one HPACK byte (`:method: GET`).
     const UNFINISHED_HEADERS: &[u8] = &[0, 0, 1, 0x1, 0x1, 0, 0, 0, 1, 0x82];
     let server =
-        TestServer::start(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+        TestServer::start(|config| config.serve.header_read_timeout = Duration::from_millis(300))
+            .await;
     let connected = Instant::now();
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(&[PREFACE, EMPTY_SETTINGS, UNFINISHED_HEADERS].concat())
@@ -253,7 +256,7 @@ async fn oversized_headers_get_431() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-    let server = TestServer::start(|config| config.max_connections = 2).await;
+    let server = TestServer::start(|config| config.serve.max_connections = 2).await;
     let request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let open = |_| async {
         let mut connection = TcpStream::connect(server.addr).await.unwrap();
@@ -322,7 +325,7 @@ async fn idle_connections_are_probed_by_tcp_keepalive_after_30_s() {
 /// honours it waits for a free stream instead of opening more.
 #[tokio::test]
 async fn streams_per_connection_are_capped() {
-    let server = TestServer::start(|config| config.max_streams_per_connection = 2).await;
+    let server = TestServer::start(|config| config.serve.max_streams_per_connection = 2).await;
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
     raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await

@@ -112,7 +112,7 @@ async fn mixed_load_then_graceful_shutdown() {
             "10s",
         ])
         .args(["--log-format", "json"])
-        .env("RUST_LOG", "info,greeter_server::gate=warn")
+        .env("RUST_LOG", "info,grpc_serve::gate=warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -40,8 +40,8 @@ fn certificate() -> TestCertificate {
 async fn tls_server(cert: &TestCertificate) -> TestServer {
     let (cert_path, key_path) = (cert.cert_path.clone(), cert.key_path.clone());
     TestServer::start(move |config| {
-        config.tls_cert = Some(cert_path);
-        config.tls_key = Some(key_path);
+        config.serve.tls_cert = Some(cert_path);
+        config.serve.tls_key = Some(key_path);
     })
     .await
 }
@@ -114,7 +114,7 @@ async fn grpc_web_over_tls_http1() {
 
 #[tokio::test]
 async fn a_missing_certificate_names_its_flag() {
-    let error = greeter_server::tls::acceptor(
+    let error = grpc_serve::tls::acceptor(
         std::path::Path::new("/nonexistent/cert.pem"),
         std::path::Path::new("/nonexistent/key.pem"),
     )

@@ -345,7 +345,7 @@ async fn a_client_that_vanishes_mid_stream_cancels_the_call() {
 #[tokio::test]
 async fn cross_origin_upgrades_need_an_allowed_origin() {
     let server = TestServer::start(|config| {
-        config.allow_origins = vec!["https://app.example.com".parse().unwrap()];
+        config.serve.allow_origins = vec!["https://app.example.com".parse().unwrap()];
     })
     .await;
     let same_origin = server.url();
@@ -384,7 +384,7 @@ async fn cross_origin_upgrades_need_an_allowed_origin() {
 
 #[tokio::test]
 async fn the_configured_message_size_limit_applies_over_websockets() {
-    let server = TestServer::start(|config| config.max_message_size = 1024).await;
+    let server = TestServer::start(|config| config.serve.max_message_size = 1024).await;
     // A name of 1,000 bytes makes a message of 1,003: under the limit.
     let mut call = WsCall::open(server.addr, "/hello.Greeter/SayHello").await;
     call.send(&hello(&"a".repeat(1000))).await;
@@ -406,7 +406,8 @@ async fn the_configured_message_size_limit_applies_over_websockets() {
 #[tokio::test]
 async fn a_socket_that_sends_no_header_block_is_ended_at_the_header_read_timeout() {
     let server =
-        TestServer::start(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+        TestServer::start(|config| config.serve.header_read_timeout = Duration::from_millis(300))
+            .await;
     let opened = std::time::Instant::now();
     let socket = WsCall::connect(server.addr, "/hello.Greeter/Chat", None).await;
     let response = WsCall::from_socket(socket).response().await;

@@ -14,10 +14,11 @@
 use std::{fmt, time::Duration};
 
 use futures_util::{Stream, StreamExt};
+use grpc_codes::name as code_name;
 use grpc_websocket::client::WebSocketChannel;
 use hello_proto::{
-    code_name, greeter_client::GreeterClient, greeter_stats_client::GreeterStatsClient,
-    HelloRequest, HelloStreamRequest, HelloSummary, StreamStats, StreamStatsRequest,
+    greeter_client::GreeterClient, greeter_stats_client::GreeterStatsClient, HelloRequest,
+    HelloStreamRequest, HelloSummary, StreamStats, StreamStatsRequest,
 };
 use tonic::{Code, Request, Status};
 use tonic_web_wasm_client::Client;

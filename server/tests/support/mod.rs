@@ -39,7 +39,7 @@ impl TestServer {
         let static_dir = tempfile::tempdir().unwrap();
         write_page(static_dir.path());
         let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-        config.static_dir = Some(static_dir.path().to_owned());
+        config.serve.static_dir = Some(static_dir.path().to_owned());
         configure(&mut config);
 
         let listener = bind(&config).await.unwrap();

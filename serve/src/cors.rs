@@ -31,7 +31,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as C
 
 use crate::{
     host::{self, AllowedHosts},
-    Config,
+    Options,
 };
 
 /// Response headers a gRPC-Web client must be able to read.
@@ -54,12 +54,12 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_options(options: &Options) -> Self {
         Self {
-            allowed: config.allow_origins.clone(),
-            loopback: config.dev,
-            hosts: AllowedHosts::for_address(config.addr, &config.allowed_hosts),
-            scheme: if config.tls_cert.is_some() {
+            allowed: options.allow_origins.clone(),
+            loopback: options.dev,
+            hosts: AllowedHosts::for_address(options.addr, &options.allowed_hosts),
+            scheme: if options.tls_cert.is_some() {
                 "https"
             } else {
                 "http"

@@ -35,16 +35,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_the_greeter_and_its_stats_service() {
-        let paths = method_paths(hello_proto::FILE_DESCRIPTOR_SET);
+    fn lists_every_method_of_every_service_in_every_file() {
+        use prost_types::{FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto};
+        let service = |name: &str, methods: &[&str]| ServiceDescriptorProto {
+            name: Some(name.into()),
+            method: methods
+                .iter()
+                .map(|method| MethodDescriptorProto {
+                    name: Some((*method).into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let set = FileDescriptorSet {
+            file: vec![
+                FileDescriptorProto {
+                    package: Some("chat.v1".into()),
+                    service: vec![
+                        service("Room", &["Join", "Say"]),
+                        service("Admin", &["Kick"]),
+                    ],
+                    ..Default::default()
+                },
+                FileDescriptorProto {
+                    service: vec![service("Bare", &["Ping"])],
+                    ..Default::default()
+                },
+            ],
+        };
         assert_eq!(
-            paths,
+            method_paths(&set.encode_to_vec()),
             [
-                "/hello.Greeter/SayHello",
-                "/hello.Greeter/SayHelloStream",
-                "/hello.Greeter/SayHelloToAll",
-                "/hello.Greeter/Chat",
-                "/hello.GreeterStats/GetStreamStats",
+                "/chat.v1.Room/Join",
+                "/chat.v1.Room/Say",
+                "/chat.v1.Admin/Kick",
+                "/Bare/Ping"
             ]
         );
     }

@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use hello_proto::code_name;
+use grpc_codes::name as code_name;
 use tonic::Code;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
@@ -232,8 +232,8 @@ mod tests {
 
     fn hosted() -> Metrics {
         Metrics::new([
-            "/hello.Greeter/SayHello".to_owned(),
-            "/hello.Greeter/Chat".to_owned(),
+            "/chat.v1.Room/Join".to_owned(),
+            "/chat.v1.Room/Say".to_owned(),
         ])
     }
 
@@ -242,17 +242,17 @@ mod tests {
         let metrics = hosted();
         for i in 0..1000 {
             metrics
-                .method(&format!("/hello.Greeter/Invented{i}"))
+                .method(&format!("/chat.v1.Room/Invented{i}"))
                 .record(Code::Unimplemented, Duration::from_millis(1));
         }
         // A real method called for the first time after them keeps its own label.
         metrics
-            .method("/hello.Greeter/Chat")
+            .method("/chat.v1.Room/Say")
             .record(Code::Ok, Duration::from_millis(1));
         assert_eq!(
             metrics.handled(),
             [
-                ("/hello.Greeter/Chat", "OK", 1),
+                ("/chat.v1.Room/Say", "OK", 1),
                 (UNKNOWN_METHOD, "UNIMPLEMENTED", 1000)
             ]
         );

@@ -27,11 +27,11 @@ use tonic::transport::server::Connected;
 use tower::ServiceExt;
 
 use crate::{
-    app::AppService,
     connection::{Close, ConnectionSlot, Tracked},
     log_summary::LogSummary,
     metrics::Metrics,
-    Config,
+    stack::AppService,
+    Options,
 };
 
 /// Probes an idle connection after 30 s, then every 10 s; three unanswered probes close it.
@@ -52,29 +52,29 @@ pub async fn serve_app(
     listener: TcpListener,
     app: AppService,
     shutdown: impl Future<Output = ()>,
-    config: &Config,
+    options: &Options,
     metrics: Arc<Metrics>,
     tls: Option<TlsAcceptor>,
 ) -> io::Result<()> {
-    let drain_timeout = config.drain_timeout;
+    let drain_timeout = options.drain_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(options.header_read_timeout)
         // Bounds the request head: larger headers get 431.
         .max_buf_size(64 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(config.max_streams_per_connection)
+        .max_concurrent_streams(options.max_streams_per_connection)
         .max_header_list_size(64 * 1024);
     let limits = ConnectionLimits {
-        first_request: config.header_read_timeout,
-        idle: config.idle_timeout,
+        first_request: options.header_read_timeout,
+        idle: options.idle_timeout,
     };
     let keepalive = tcp_keepalive();
-    let connections = Arc::new(Semaphore::new(config.max_connections as usize));
+    let connections = Arc::new(Semaphore::new(options.max_connections as usize));
     // Tells every connection to finish; the tracker waits for them to.
     let draining = CancellationToken::new();
     let tasks = TaskTracker::new();

@@ -1,0 +1,277 @@
+//! Serve tonic services to browsers and gRPC clients on one port.
+//!
+//! One listener answers native gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2), gRPC over
+//! WebSockets (client and bidirectional streaming from browsers, see `grpc-websocket`) and the
+//! web page that calls them, with TLS when given a certificate. Around the caller's services it
+//! adds what a deployment needs: gRPC health and reflection (named from the services themselves),
+//! Prometheus metrics at `/metrics`, a request id and an access-log line per call, a limit on
+//! calls in flight, on connections and on message sizes, timeouts for slow and idle clients, an
+//! origin policy (CORS, WebSocket origins, host names against DNS rebinding), and a graceful
+//! shutdown that drains calls.
+//!
+//! ```no_run
+//! # mod echo { pub const FILE_DESCRIPTOR_SET: &[u8] = &[]; }
+//! # #[derive(Clone)] struct EchoServer;
+//! # impl tonic::server::NamedService for EchoServer { const NAME: &'static str = "echo.Echo"; }
+//! # impl tower::Service<http::Request<tonic::body::Body>> for EchoServer {
+//! #     type Response = http::Response<tonic::body::Body>;
+//! #     type Error = std::convert::Infallible;
+//! #     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+//! #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { todo!() }
+//! #     fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future { todo!() }
+//! # }
+//! use grpc_serve::{options, Options, Server};
+//!
+//! /// The command line: the serving options, and flags of the application's own if it has any.
+//! #[derive(clap::Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     serve: Options,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), grpc_serve::ServeError> {
+//!     // Every flag also read from the environment: --max-connections from APP_MAX_CONNECTIONS.
+//!     let cli: Cli = options::parse("APP");
+//!     grpc_serve::logging::init(cli.serve.log_format);
+//!     let server = Server::new(cli.serve)
+//!         // A tonic-generated server, and the descriptor set of its .proto for reflection.
+//!         .add_service(EchoServer, echo::FILE_DESCRIPTOR_SET);
+//!     let listener = server.bind().await?;
+//!     server.serve(listener, grpc_serve::shutdown_signal()).await
+//! }
+//! ```
+
+pub mod accept;
+pub mod catalog;
+pub mod connection;
+pub mod cors;
+pub mod deadline;
+pub mod gate;
+pub mod host;
+pub mod limits;
+pub mod log_summary;
+pub mod logging;
+pub mod metrics;
+pub mod options;
+pub mod stack;
+pub mod tls;
+pub mod web_assets;
+
+pub use options::Options;
+pub use web_assets::AssetStore;
+
+use std::{convert::Infallible, future::Future, io, path::Path, sync::Arc};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{body::Body, server::NamedService, service::Routes};
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+
+use crate::gate::CallGate;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Adds a service to the routes, behind the call gate (which exists only once every service is
+/// known, since its metrics label each one's methods).
+type AddRoute = Box<dyn FnOnce(Routes, &CallGate) -> Routes + Send>;
+
+/// A gRPC service to host: its name, the descriptor set of its contract, and how it joins the
+/// routes.
+pub struct Hosted {
+    name: &'static str,
+    descriptor_set: &'static [u8],
+    add: AddRoute,
+}
+
+/// The services to serve, the page, and the options to serve them with.
+pub struct Server {
+    options: Options,
+    hosted: Vec<Hosted>,
+    page: Option<AssetStore>,
+    draining: CancellationToken,
+}
+
+impl Server {
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            hosted: Vec::new(),
+            page: None,
+            draining: CancellationToken::new(),
+        }
+    }
+
+    /// The options the server runs with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Cancelled when the shutdown begins. A service whose streams could run on (a subscription,
+    /// a chat) ends them when it fires, with UNAVAILABLE, so clients see a status they can retry
+    /// on instead of a reset at the drain timeout.
+    pub fn draining(&self) -> CancellationToken {
+        self.draining.clone()
+    }
+
+    /// Hosts a tonic-generated server (`EchoServer::new(...)`), reachable over every
+    /// transport, with `descriptor_set` the encoded `FileDescriptorSet` of its contract
+    /// (`tonic::include_file_descriptor_set!`): reflection describes the service from it, and
+    /// metrics label its methods by it. Health reports it by its name, `S::NAME`.
+    pub fn add_service<S>(mut self, service: S, descriptor_set: &'static [u8]) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.hosted.push(Hosted {
+            name: S::NAME,
+            descriptor_set,
+            add: Box::new(move |routes: Routes, gate: &CallGate| {
+                routes.add_service(GrpcWebLayer::new().layer(gate.layer(service)))
+            }),
+        });
+        self
+    }
+
+    /// Serves `page` as the web page (see [`AssetStore`]). Without it: the directory of
+    /// `--static-dir`, else `./dist`.
+    pub fn page(mut self, page: AssetStore) -> Self {
+        self.page = Some(page);
+        self
+    }
+
+    /// Binds the configured address. Split from [`Server::serve`] so callers (and tests) can learn
+    /// the real port when they ask for port 0.
+    pub async fn bind(&self) -> Result<TcpListener, ServeError> {
+        bind(self.options.addr).await
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains: health goes NOT_SERVING,
+    /// [`Server::draining`] fires, the listener closes, and open calls get up to the drain
+    /// timeout to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let Server {
+            options,
+            hosted,
+            page,
+            draining,
+        } = self;
+        let tls = match (&options.tls_cert, &options.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let names: Vec<&'static str> = hosted.iter().map(|service| service.name).collect();
+        let page = page.unwrap_or_else(|| page_from(&options));
+        let stack::App {
+            service,
+            health,
+            metrics,
+        } = stack::app(&options, hosted, page);
+        for name in &names {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+        let shutdown = async {
+            shutdown.await;
+            // Health checks say so first, so load balancers stop sending new calls while we drain.
+            for name in names.iter().copied().chain([""]) {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
+            draining.cancel();
+        };
+        accept::serve_app(
+            listener,
+            service,
+            shutdown,
+            &options,
+            Arc::clone(&metrics),
+            tls,
+        )
+        .await?;
+        // What was served, in the last lines before exit: nothing acknowledged goes unaccounted.
+        for (method, code, count) in metrics.handled() {
+            tracing::info!(method, code, count, "calls handled");
+        }
+        Ok(())
+    }
+}
+
+/// Binds `addr`, with an error that names it.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// The page from `--static-dir`, else from `./dist`; an empty one, with a warning, when there is
+/// none.
+fn page_from(options: &Options) -> AssetStore {
+    let dir = options
+        .static_dir
+        .clone()
+        .unwrap_or_else(|| Path::new("dist").to_owned());
+    match AssetStore::from_dir(&dir) {
+        Ok(store) if !store.is_empty() => {
+            tracing::info!(
+                files = store.len(),
+                "serving the page from {}",
+                dir.display()
+            );
+            store
+        }
+        Ok(store) => store,
+        Err(error) => {
+            tracing::warn!(%error, "no page from {}: build it there with `trunk build --release`", dir.display());
+            AssetStore::default()
+        }
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is one (how service managers stop a process).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

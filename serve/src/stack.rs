@@ -1,0 +1,131 @@
+//! Assembles the HTTP application around the caller's gRPC services: each behind the gRPC-Web
+//! translation and the call gate, the operational services (health, reflection, `/metrics`), the
+//! page as the fallback, the WebSocket transport and the origin policy around all.
+
+use std::sync::Arc;
+
+use axum::Router;
+use grpc_websocket::server::{GrpcWebSocket, GrpcWebSocketLayer, Limits as WebSocketLimits};
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+
+use crate::{
+    catalog,
+    cors::{OriginGuard, OriginGuardLayer, OriginPolicy},
+    gate::CallGate,
+    limits::CallLimit,
+    metrics::Metrics,
+    web_assets::{self, AssetStore},
+    Hosted, Options,
+};
+
+/// The application, the handle that reports its health, and its metrics (which the accept loop
+/// adds connections to).
+pub struct App {
+    pub service: AppService,
+    pub health: HealthReporter,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole application as one HTTP service: the origin policy in front of the WebSocket
+/// transport in front of the router. Both wrap the router whole rather than each of its routes,
+/// so a call pays for each of them once.
+pub type AppService = OriginGuard<GrpcWebSocket<Router>>;
+
+/// The whole application: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
+///
+/// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
+/// answer every plain HTTP/1.1 request, the page's GET included, with 400.
+pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore) -> App {
+    let operational = [
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    // Metrics label calls by the methods of the services hosted here, each read from its
+    // service's contract (which may hold other services too), and by those of health and
+    // reflection. Every other path shares one label.
+    let method_paths = hosted
+        .iter()
+        .flat_map(|service| {
+            let prefix = format!("/{}/", service.name);
+            catalog::method_paths(service.descriptor_set)
+                .into_iter()
+                .filter(move |path| path.starts_with(&prefix))
+        })
+        .chain(
+            operational
+                .iter()
+                .flat_map(|set| catalog::method_paths(set)),
+        )
+        .collect::<Vec<_>>();
+    let metrics = Arc::new(Metrics::new(method_paths));
+    // Every gRPC call, on any transport, is observed and counts against the limit (refusals
+    // observed too); the page is not. The gate sits inside the gRPC-Web translation, where every
+    // call is native gRPC and its status is in its trailers.
+    let gate = CallGate {
+        metrics: Arc::clone(&metrics),
+        limit: CallLimit::new(options.max_concurrent_calls),
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Reflection describes the services hosted here, so tools such as grpcurl need no .proto
+    // files: v1 and the older v1alpha, which many tools still ask for first. It lists those
+    // services by name, not every service their contracts hold.
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for service in &hosted {
+            builder = builder
+                .register_encoded_file_descriptor_set(service.descriptor_set)
+                .with_service_name(service.name);
+        }
+        builder
+    };
+    let reflection_v1 = reflection()
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()
+        .expect("the services' descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+        .build_v1alpha()
+        .expect("the services' descriptor sets are valid");
+
+    let routes = Routes::new(GrpcWebLayer::new().layer(gate.layer(health_service)))
+        .add_service(gate.layer(reflection_v1))
+        .add_service(gate.layer(reflection_v1alpha));
+    let routes = hosted
+        .into_iter()
+        .fold(routes, |routes, service| (service.add)(routes, &gate));
+    let router = routes
+        .prepare()
+        .into_axum_router()
+        .route(
+            "/metrics",
+            axum::routing::get({
+                let metrics = Arc::clone(&metrics);
+                move || async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .fallback_service(web_assets::fallback(Arc::new(page)));
+    // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
+    let router = GrpcWebSocketLayer::new(WebSocketLimits {
+        max_message_size: options.max_message_size as usize,
+        header_timeout: options.header_read_timeout,
+    })
+    .layer(router);
+    let policy = OriginPolicy::from_options(options);
+    tracing::info!("answering requests for {}", policy.hosts().describe());
+    App {
+        service: OriginGuardLayer::new(policy).layer(router),
+        health,
+        metrics,
+    }
+}
