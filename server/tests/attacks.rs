@@ -16,10 +16,10 @@ use std::{
 
 use futures_util::StreamExt;
 use hello_proto::{HelloRequest, HelloStreamRequest};
-use support::{
+use support::ServerProcess;
+use test_support::{
     percent_decode,
     raw::{field, gauge, get, grpc_web_post, masked_frame, raw_exchange, upgrade},
-    ServerProcess,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

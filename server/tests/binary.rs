@@ -5,7 +5,8 @@
 mod support;
 
 use hello_proto::HelloRequest;
-use support::{raw, ServerProcess};
+use support::ServerProcess;
+use test_support::raw;
 
 #[test]
 fn a_bad_value_stops_the_binary_with_a_message_naming_its_flag() {

@@ -8,9 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
-use support::{
-    http1_client, native_client, percent_decode, send, HttpClient, ServerProcess, TestServer,
-};
+use support::{http1_client, native_client, send, HttpClient, ServerProcess, TestServer};
+use test_support::percent_decode;
 
 const PATH: &str = "/hello.Greeter/SayHello";
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use grpc_websocket::protocol::ServerFrame;
 use hello_proto::{HelloReply, HelloRequest, HelloStreamRequest};
-use support::{grpc_web_http1, grpc_web_http2, native_client, websocket::WsCall, TestServer};
+use support::{grpc_web_http1, grpc_web_http2, native_client, TestServer};
+use test_support::websocket::WsCall;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

@@ -10,10 +10,8 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use grpc_websocket::protocol::{self, ServerFrame};
 use hello_proto::{HelloReply, HelloRequest, HelloStreamRequest, HelloSummary, StreamStatsRequest};
-use support::{
-    websocket::{grpc_frame, WsCall},
-    TestServer,
-};
+use support::TestServer;
+use test_support::websocket::{grpc_frame, WsCall};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 fn hello(name: &str) -> HelloRequest {

@@ -2,8 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-pub mod raw;
-pub mod websocket;
+use test_support::raw;
 
 use std::{net::SocketAddr, path::Path};
 
@@ -184,25 +183,6 @@ pub async fn send(client: &HttpClient, request: http::Request<Full<Bytes>>) -> R
         headers: parts.headers,
         body,
     }
-}
-
-/// Decodes `%XX` escapes, as grpc-message values use them.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The real `greeter-server` binary on a free loopback port, its log in a file; killed (by its

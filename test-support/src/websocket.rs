@@ -13,7 +13,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use super::percent_decode;
+use crate::percent_decode;
 
 /// The largest message the client reads.
 const MAX: usize = 4 * 1024 * 1024;

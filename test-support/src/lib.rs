@@ -1,0 +1,25 @@
+//! What the tests of every crate here share: clients that speak the wire protocols byte by byte
+//! (hand-made HTTP/1.1 in [`raw`], `grpc-websockets` in [`websocket`]), as an attacker, a proxy or
+//! another implementation would, and the small decoders their assertions need.
+
+pub mod raw;
+pub mod websocket;
+
+/// Decodes `%XX` escapes, as grpc-message values use them.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
