@@ -116,10 +116,13 @@ pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore) -> App {
         )
         .fallback_service(web_assets::fallback(Arc::new(page)));
     // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
+    // The origin guard in front checks every upgrade's origin against the whole policy (allowed
+    // origins, `--dev`, and the scheme of "same origin"), so the layer admits what reaches it.
     let router = GrpcWebSocketLayer::new(WebSocketLimits {
         max_message_size: options.max_message_size as usize,
         header_timeout: options.header_read_timeout,
     })
+    .allow_origins(|_| true)
     .layer(router);
     let policy = OriginPolicy::from_options(options);
     tracing::info!("answering requests for {}", policy.hosts().describe());

@@ -13,9 +13,12 @@
 //!   frames, then the trailers frame (with `grpc-status`), then closes the socket.
 //!
 //! [`protocol`] holds the encoders and decoders, shared by both halves. With the `server` feature,
-//! [`server::GrpcWebSocketLayer`] turns each upgrade into a streaming HTTP request into the same
-//! tonic routes that serve native gRPC. With the `client` feature (for wasm32),
-//! [`client::WebSocketChannel`] is a `tower::Service` that tonic-generated clients accept.
+//! `server::GrpcWebSocketLayer` turns each upgrade into a streaming HTTP request into the same
+//! tonic routes that serve native gRPC; it refuses sockets from other origins' pages unless told
+//! which to allow. What it needs from the server: connections served with HTTP/1.1 upgrades
+//! enabled (hyper-util's `serve_connection_with_upgrades`); `server::serve` is an accept loop
+//! that does so. With the `client` feature (for wasm32), `client::WebSocketChannel` is a
+//! `tower::Service` that tonic-generated clients accept.
 
 pub mod protocol;
 

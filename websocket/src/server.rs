@@ -77,17 +77,61 @@ impl Default for Limits {
     }
 }
 
+/// Which other origins' pages may open sockets, besides the server's own.
+type AllowOrigin = Arc<dyn Fn(&HeaderValue) -> bool + Send + Sync>;
+
 /// Adds `grpc-websockets` support in front of a service that serves gRPC.
-#[derive(Debug, Clone, Default)]
+///
+/// Browsers send no CORS preflight before a WebSocket, and the same-origin policy does not cover
+/// one, so any page a user visits could open sockets to the server. The layer therefore refuses,
+/// with 403, an upgrade whose `Origin` is not the server's own (the same host and port as the
+/// request's `Host`) unless [`GrpcWebSocketLayer::allow_origins`] admits it. Clients that send no
+/// `Origin` (anything but a browser) are not checked.
+///
+/// ```
+/// use grpc_websocket::server::{GrpcWebSocketLayer, Limits};
+///
+/// let layer = GrpcWebSocketLayer::new(Limits::default())
+///     .allow_origins(|origin| origin == "https://app.example.com");
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
 pub struct GrpcWebSocketLayer {
     limits: Arc<Limits>,
+    allow_origin: AllowOrigin,
+}
+
+impl Default for GrpcWebSocketLayer {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl std::fmt::Debug for GrpcWebSocketLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcWebSocketLayer")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrpcWebSocketLayer {
+    /// Sockets from the server's own pages (and from non-browser clients) only.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits: Arc::new(limits),
+            allow_origin: Arc::new(|_| false),
         }
+    }
+
+    /// Also admits sockets from the pages of every origin `allowed` accepts (the `Origin`
+    /// header's value, `scheme://host[:port]`).
+    pub fn allow_origins(
+        mut self,
+        allowed: impl Fn(&HeaderValue) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.allow_origin = Arc::new(allowed);
+        self
     }
 }
 
@@ -98,15 +142,65 @@ impl<S> Layer<S> for GrpcWebSocketLayer {
         GrpcWebSocket {
             inner,
             limits: Arc::clone(&self.limits),
+            allow_origin: Arc::clone(&self.allow_origin),
         }
     }
 }
 
 /// See [`GrpcWebSocketLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GrpcWebSocket<S> {
     inner: S,
     limits: Arc<Limits>,
+    allow_origin: AllowOrigin,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for GrpcWebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcWebSocket")
+            .field("inner", &self.inner)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the page at `origin` is the server's own: the `Origin` header's host and port (its
+/// scheme's default port when it names none) are those of the request's `Host`.
+pub fn is_same_origin<B>(origin: &HeaderValue, request: &Request<B>) -> bool {
+    let Some((scheme, origin_authority)) = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.split_once("://"))
+    else {
+        return false;
+    };
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        })
+    else {
+        return false;
+    };
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return false,
+    };
+    let with_port = |authority: &str| -> String {
+        // The port is what follows the last `:` after an IPv6 literal's `]`, if anything does.
+        let host_end = authority.rfind(']').map_or(0, |end| end + 1);
+        match authority[host_end..].rfind(':') {
+            Some(_) => authority.to_ascii_lowercase(),
+            None => format!("{}:{default_port}", authority.to_ascii_lowercase()),
+        }
+    };
+    with_port(origin_authority) == with_port(host)
 }
 
 /// Whether `request` asks for a WebSocket this layer serves: one that offers the
@@ -150,6 +244,20 @@ where
             return ResponseFuture::Passed {
                 call: self.inner.call(request),
             };
+        }
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            if !is_same_origin(origin, &request) && !(self.allow_origin)(origin) {
+                tracing::debug!(?origin, "refused a WebSocket from another origin");
+                return ResponseFuture::Upgraded {
+                    response: Some(
+                        Response::builder()
+                            .status(StatusCode::FORBIDDEN)
+                            .header(header::CONTENT_TYPE, "text/plain")
+                            .body(Body::from("origin not allowed\n"))
+                            .expect("a valid response"),
+                    ),
+                };
+            }
         }
         // The clone that was made ready is the one that serves this call; keep a fresh one.
         let inner = self.inner.clone();
@@ -253,6 +361,52 @@ where
         response = response.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
     }
     response.body(Body::empty()).expect("a valid response")
+}
+
+/// Serves `service` on `listener` the way the layer needs its connections served: HTTP/1.1 with
+/// upgrades enabled (the layer answers `101` and takes the socket over), and HTTP/2 on the same
+/// port for native gRPC. For a server with no accept loop of its own; it sets no limits on
+/// connections or timeouts (`grpc-serve` has a serving stack that does). A server with its own
+/// loop serves each connection with hyper-util's
+/// `auto::Builder::serve_connection_with_upgrades` instead of `serve_connection`.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use grpc_websocket::server::{serve, GrpcWebSocketLayer};
+/// use tower::Layer;
+///
+/// let (_, health) = tonic_health::server::health_reporter();
+/// let routes = tonic::service::Routes::new(health).prepare().into_axum_router();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+/// serve(listener, GrpcWebSocketLayer::default().layer(routes)).await
+/// # }
+/// ```
+pub async fn serve<S>(listener: tokio::net::TcpListener, service: S) -> std::io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    service.clone().oneshot(request.map(Body::new))
+                });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
 }
 
 /// The largest WebSocket message the server sends: a longer response frame is split across
