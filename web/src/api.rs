@@ -53,9 +53,15 @@ impl GreeterApi {
         let server_url = server_url.into();
         Self {
             fetch: GreeterClient::new(Client::new(server_url.clone())),
-            // No subprotocol offer, so the sockets also pass through `trunk serve`'s proxy.
+            // Under the one route prefix for every method, and with no subprotocol offer, so the
+            // sockets also pass through `trunk serve`'s proxy (one route in Trunk.toml).
             socket: GreeterClient::new(
-                WebSocketChannel::new(server_url.clone()).without_subprotocol(),
+                WebSocketChannel::new(format!(
+                    "{}{}",
+                    server_url.trim_end_matches('/'),
+                    grpc_websocket::ROUTE_PREFIX
+                ))
+                .without_subprotocol(),
             ),
             stats: GreeterStatsClient::new(Client::new(server_url.clone())),
             server_url,

@@ -30,3 +30,9 @@ pub mod client;
 
 /// The WebSocket subprotocol of the `grpc-websockets` protocol.
 pub const SUBPROTOCOL: &str = "grpc-websockets";
+
+/// A path prefix sockets may be opened under (`/grpc-websockets/pkg.Service/Method`) as well as
+/// on the method's own path. A development server's proxy (`trunk serve`'s) then needs one
+/// WebSocket route for every method, whatever methods are added later; the browser client opens
+/// its sockets here.
+pub const ROUTE_PREFIX: &str = "/grpc-websockets";

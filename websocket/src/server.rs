@@ -52,7 +52,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::{
     protocol::{self, ClientMessage, ProtocolError},
-    SUBPROTOCOL,
+    ROUTE_PREFIX, SUBPROTOCOL,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -164,6 +164,21 @@ impl<S: std::fmt::Debug> std::fmt::Debug for GrpcWebSocket<S> {
     }
 }
 
+/// `/grpc-websockets/pkg.Service/Method` → `/pkg.Service/Method` (see [`ROUTE_PREFIX`]).
+fn strip_route_prefix<B>(request: &mut Request<B>) {
+    let Some(method_path) = request
+        .uri()
+        .path()
+        .strip_prefix(ROUTE_PREFIX)
+        .filter(|rest| rest.starts_with('/'))
+    else {
+        return;
+    };
+    if let Ok(uri) = http::Uri::try_from(method_path) {
+        *request.uri_mut() = uri;
+    }
+}
+
 /// Whether the page at `origin` is the server's own: the `Origin` header's host and port (its
 /// scheme's default port when it names none) are those of the request's `Host`.
 pub fn is_same_origin<B>(origin: &HeaderValue, request: &Request<B>) -> bool {
@@ -259,6 +274,8 @@ where
                 };
             }
         }
+        let mut request = request;
+        strip_route_prefix(&mut request);
         // The clone that was made ready is the one that serves this call; keep a fresh one.
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);

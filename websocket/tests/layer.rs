@@ -57,6 +57,12 @@ async fn unary_and_server_streaming_calls() {
         ServingStatus::Serving
     );
 
+    // Under the route prefix too, as a development proxy forwards it.
+    let mut call = WsCall::open(addr, "/grpc-websockets/grpc.health.v1.Health/Check").await;
+    call.send(&check("demo.Service")).await;
+    call.end().await;
+    assert_eq!(call.response().await.code(), 0);
+
     let mut watch = WsCall::open(addr, "/grpc.health.v1.Health/Watch").await;
     watch.send(&check("demo.Service")).await;
     watch.end().await;
