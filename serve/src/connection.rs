@@ -8,9 +8,10 @@
 //! budget and in the same gauge as every other connection.
 //!
 //! [`Tracked`] also counts the requests in flight on the connection, each from its arrival to the
-//! end (or drop) of its response body. [`ConnectionSlot::idle`] completes once the connection has
-//! had none for its idle limit: the accept loop then closes it, so a client cannot hold a
-//! connection by opening it and sending nothing, or only HTTP/2 frames that are not requests.
+//! end (or drop) of its response body. A watch beside the connection ([`ConnectionSlot::watch`])
+//! fires once it has had none for its idle limit: the accept loop then closes it, so a client
+//! cannot hold a connection by opening it and sending nothing, or only HTTP/2 frames that are not
+//! requests.
 
 use std::{
     future::Future,

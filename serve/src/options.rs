@@ -33,7 +33,7 @@ pub struct Options {
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
 
-    /// An origin (scheme://host[:port]) allowed to call the API from a page served elsewhere.
+    /// An origin (`scheme://host[:port]`) allowed to call the API from a page served elsewhere.
     /// Repeat the flag, or separate origins with commas in the environment variable.
     #[arg(
         long = "allow-origin",
@@ -113,7 +113,7 @@ pub struct Options {
     pub log_format: LogFormat,
 
     /// Development mode: also allow any loopback origin (http://localhost:PORT,
-    /// http://127.0.0.1:PORT, http://[::1]:PORT), as used by `trunk serve` and wasm-bindgen-test.
+    /// http://127.0.0.1:PORT, `http://[::1]:PORT`), as used by `trunk serve` and wasm-bindgen-test.
     #[arg(long)]
     pub dev: bool,
 }

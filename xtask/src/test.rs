@@ -93,6 +93,25 @@ fn run_steps() -> Tally {
         ]),
     );
 
+    // The libraries' documentation builds without a warning (a broken link is one).
+    tally += check(
+        "cargo doc (the libraries)",
+        tools
+            .command("cargo")
+            .current_dir(&root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args([
+                "doc",
+                "--no-deps",
+                "-p",
+                "grpc-serve",
+                "-p",
+                "grpc-websocket",
+                "--features",
+                "grpc-websocket/server",
+            ]),
+    );
+
     // The server the browser tests call: a real one, allowing the test runner's loopback origin.
     println!("\nxtask: starting a test server");
     let (mut server, server_url, dead_url) = match start_test_server(&tools, &root) {
