@@ -1,9 +1,10 @@
-//! What the end-to-end tests share: a headless Chromium driven through chromedriver, and child
-//! processes that are stopped, by process-group id, when the test ends.
+//! What the end-to-end tests share: headless Chromium and Firefox driven through their WebDriver
+//! servers (chromedriver, geckodriver), and child processes that are stopped, by process-group
+//! id, when the test ends.
 //!
 //! The tests need a built page and the browser tools; `cargo xtask test` provides both and points
-//! the tests at them with `GREETER_E2E_DIST`, `CHROMEDRIVER`, `TRUNK` and `GREETER_E2E_ARTIFACTS`.
-//! A test run without them fails with a message saying so.
+//! the tests at them with `GREETER_E2E_DIST`, `CHROMEDRIVER`, `GECKODRIVER`, `TRUNK` and
+//! `GREETER_E2E_ARTIFACTS`. A test run without them fails with a message saying so.
 
 use std::{
     collections::BTreeSet,
@@ -155,53 +156,141 @@ async fn is_listening(port: u16) -> bool {
     }
 }
 
-/// Headless Chromium, driven by a chromedriver of its own.
+/// A browser the page is tested in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserKind {
+    Chromium,
+    Firefox,
+}
+
+impl BrowserKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BrowserKind::Chromium => "chromium",
+            BrowserKind::Firefox => "firefox",
+        }
+    }
+}
+
+/// One `#[tokio::test]` per browser for each test body given, an `async fn(BrowserKind)`: the
+/// same test in Chromium (`chromium::name`) and in Firefox (`firefox::name`).
+#[macro_export]
+macro_rules! in_every_browser {
+    ($($test:ident),* $(,)?) => {
+        mod chromium {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::BrowserKind::Chromium).await
+                }
+            )*
+        }
+        mod firefox {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::BrowserKind::Firefox).await
+                }
+            )*
+        }
+    };
+}
+
+/// A directory removed when dropped: the browser's profile.
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A headless browser, driven by a WebDriver server of its own.
 pub struct Browser {
     pub client: Client,
+    pub kind: BrowserKind,
+    // Dropped in this order: the driver's process group (the browser with it), then the profile.
     _driver: ChildGuard,
+    _profile: Profile,
 }
 
 impl Browser {
-    pub async fn start() -> Self {
-        let chromedriver = required_env("CHROMEDRIVER");
+    pub async fn start(kind: BrowserKind) -> Self {
         let port = free_port();
-        let log = artifacts_dir().join(format!("chromedriver-{port}.log"));
-        let mut driver = ChildGuard::spawn(
-            Command::new(&chromedriver)
-                .arg(format!("--port={port}"))
-                .arg(format!("--log-path={}", log.display()))
-                .stdout(Stdio::null()),
-        );
-        wait_for_port(port, Duration::from_secs(20), &mut driver).await;
-
-        let profile = std::env::temp_dir().join(format!("greeter-e2e-chromium-{port}"));
-        let serde_json::Value::Object(capabilities) = serde_json::json!({
-            "goog:chromeOptions": {
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-dev-shm-usage",
-                    "--window-size=900,700",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+        let profile =
+            Profile(std::env::temp_dir().join(format!("greeter-e2e-{}-{port}", kind.name())));
+        let log = artifacts_dir().join(format!("{}driver-{port}.log", kind.name()));
+        let (mut driver, capabilities) = match kind {
+            BrowserKind::Chromium => {
+                let driver = ChildGuard::spawn(
+                    Command::new(required_env("CHROMEDRIVER"))
+                        .arg(format!("--port={port}"))
+                        .arg(format!("--log-path={}", log.display()))
+                        .stdout(Stdio::null()),
+                );
+                let capabilities = serde_json::json!({
+                    "goog:chromeOptions": {
+                        "args": [
+                            "--headless",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-quic",
+                            "--no-first-run",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-dev-shm-usage",
+                            "--window-size=900,700",
+                            format!("--user-data-dir={}", profile.0.display()),
+                        ]
+                    }
+                });
+                (driver, capabilities)
             }
-        }) else {
+            BrowserKind::Firefox => {
+                std::fs::create_dir_all(&profile.0).unwrap();
+                let driver = ChildGuard::spawn(
+                    Command::new(required_env("GECKODRIVER"))
+                        .arg(format!("--port={port}"))
+                        .stdout(std::fs::File::create(&log).unwrap())
+                        .stderr(Stdio::null()),
+                );
+                let capabilities = serde_json::json!({
+                    "browserName": "firefox",
+                    "moz:firefoxOptions": {
+                        "args": [
+                            "-headless",
+                            "--width=900",
+                            "--height=700",
+                            "-profile",
+                            profile.0.display().to_string(),
+                        ],
+                        "prefs": {
+                            "network.proxy.type": 0,
+                            "app.update.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "toolkit.telemetry.enabled": false
+                        }
+                    }
+                });
+                (driver, capabilities)
+            }
+        };
+        wait_for_port(port, Duration::from_secs(20), &mut driver).await;
+        let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")
         };
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .expect("chromedriver should start a headless Chromium session");
+            .unwrap_or_else(|e| panic!("{} should start a headless session: {e}", kind.name()));
         Self {
             client,
+            kind,
             _driver: driver,
+            _profile: profile,
         }
     }
 
@@ -276,11 +365,11 @@ impl Browser {
         }
     }
 
-    /// Saves a PNG screenshot of the page in the artifacts directory.
+    /// Saves a PNG screenshot of the page in the artifacts directory, named for the browser.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.unwrap();
         assert_eq!(&png[1..4], b"PNG");
-        let path = artifacts_dir().join(name);
+        let path = artifacts_dir().join(format!("{}-{name}", self.kind.name()));
         std::fs::write(&path, png).unwrap();
         path
     }

@@ -1,15 +1,20 @@
-//! The built page, served by the Greeter server itself, used in headless Chromium as a person would.
+//! The built page, served by the Greeter server itself, used in headless Chromium and Firefox as a
+//! person would.
 
 use std::time::Duration;
 
 use fantoccini::key::Key;
-use greeter_e2e::{start_page_server, Browser};
+use greeter_e2e::{in_every_browser, start_page_server, Browser, BrowserKind};
 
-#[tokio::test]
-async fn the_served_page_greets_by_name() {
+in_every_browser!(
+    the_served_page_greets_by_name,
+    the_page_says_so_when_the_server_is_gone
+);
+
+async fn the_served_page_greets_by_name(kind: BrowserKind) {
     let server = start_page_server().await;
     let url = server.url.clone();
-    let browser = Browser::start().await;
+    let browser = Browser::start(kind).await;
     browser.client.goto(&url).await.unwrap();
     assert_eq!(browser.client.title().await.unwrap(), "Greeter");
 
@@ -51,11 +56,10 @@ async fn the_served_page_greets_by_name() {
     drop(server);
 }
 
-#[tokio::test]
-async fn the_page_says_so_when_the_server_is_gone() {
+async fn the_page_says_so_when_the_server_is_gone(kind: BrowserKind) {
     let server = start_page_server().await;
     let url = server.url.clone();
-    let browser = Browser::start().await;
+    let browser = Browser::start(kind).await;
     browser.client.goto(&url).await.unwrap();
     browser.find("#name").await;
 

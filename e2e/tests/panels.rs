@@ -1,10 +1,11 @@
-//! Every panel of the served page, used in headless Chromium: server streaming (with Cancel and
-//! the deadline), client streaming, and the bidirectional conversation.
+//! Every panel of the served page, used in headless Chromium and Firefox: server streaming (with
+//! Cancel and the deadline), client streaming, and the bidirectional conversation, by Enter and by
+//! their buttons, with the server's errors and the deadline shown in each.
 
 use std::time::Duration;
 
 use fantoccini::key::Key;
-use greeter_e2e::{start_page_server, Browser};
+use greeter_e2e::{in_every_browser, start_page_server, Browser, BrowserKind};
 use hello_proto::{greeter_stats_client::GreeterStatsClient, StreamStats, StreamStatsRequest};
 
 async fn stream_stats(url: &str) -> StreamStats {
@@ -28,11 +29,15 @@ fn enter(text: &str) -> String {
     format!("{text}{}", char::from(Key::Enter))
 }
 
-#[tokio::test]
-async fn every_rpc_kind_from_its_panel() {
+in_every_browser!(
+    every_rpc_kind_from_its_panel,
+    buttons_errors_and_deadlines_in_the_streaming_panels
+);
+
+async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     let server = start_page_server().await;
     let url = server.url.clone();
-    let browser = Browser::start().await;
+    let browser = Browser::start(kind).await;
     browser.client.goto(&url).await.unwrap();
 
     // Server streaming: three greetings, in order, then OK.
@@ -135,6 +140,94 @@ async fn every_rpc_kind_from_its_panel() {
         .await;
     assert!(status.starts_with("DEADLINE_EXCEEDED"), "{status}");
     browser.screenshot("deadline-exceeded.png").await;
+
+    browser.close().await;
+    drop(server);
+}
+
+/// The Add and Send buttons (not only Enter), the server's error in each streaming panel, and the
+/// deadline on a client stream and a conversation left open.
+async fn buttons_errors_and_deadlines_in_the_streaming_panels(kind: BrowserKind) {
+    let server = start_page_server().await;
+    let browser = Browser::start(kind).await;
+    browser.client.goto(&server.url).await.unwrap();
+
+    for name in ["Ann", "Ben"] {
+        browser.type_into("#all-name", name).await;
+        browser.click("#all-add").await;
+        // Each name leaves the field once it is sent.
+        browser
+            .wait_for_text("#all-sent", |t| t.ends_with(name))
+            .await;
+    }
+    assert_eq!(
+        browser
+            .wait_for_text("#all-sent", |t| t == "Ann, Ben")
+            .await,
+        "Ann, Ben"
+    );
+    browser.click("#all-finish").await;
+    let expected = strings(&["Hello, Ann", "Hello, Ben"]);
+    assert_eq!(
+        browser.wait_for_texts("#all-summary li", &expected).await,
+        expected
+    );
+    browser.type_into("#chat-name", "Xi").await;
+    browser.click("#chat-send").await;
+    let expected = strings(&["Xi", "Hello, Xi"]);
+    assert_eq!(
+        browser.wait_for_texts("#chat-log li", &expected).await,
+        expected
+    );
+    browser.click("#chat-end").await;
+    assert_eq!(
+        browser.wait_for_text("#chat-status", |t| t == "OK").await,
+        "OK"
+    );
+
+    // The server's status, code and message, in each panel.
+    browser.type_into("#stream-name", "").await;
+    browser.click("#stream-start").await;
+    let expected = "INVALID_ARGUMENT: name must not be empty";
+    assert_eq!(
+        browser
+            .wait_for_text("#stream-status", |t| t == expected)
+            .await,
+        expected
+    );
+    let expected = "INVALID_ARGUMENT: name #1: name must not be empty";
+    browser.type_into("#all-name", " ").await;
+    browser.click("#all-add").await;
+    assert_eq!(
+        browser
+            .wait_for_text("#all-status", |t| t == expected)
+            .await,
+        expected
+    );
+    browser.type_into("#chat-name", " ").await;
+    browser.click("#chat-send").await;
+    assert_eq!(
+        browser
+            .wait_for_text("#chat-status", |t| t == expected)
+            .await,
+        expected
+    );
+    browser.screenshot("streaming-errors.png").await;
+
+    // A call left open ends at the deadline, in both panels.
+    browser.type_into("#deadline", "300").await;
+    browser.type_into("#all-name", "Slow").await;
+    browser.click("#all-add").await;
+    let status = browser
+        .wait_for_text("#all-status", |t| t.starts_with("DEADLINE_EXCEEDED"))
+        .await;
+    assert!(status.starts_with("DEADLINE_EXCEEDED"), "{status}");
+    browser.type_into("#chat-name", "Slow").await;
+    browser.click("#chat-send").await;
+    let status = browser
+        .wait_for_text("#chat-status", |t| t.starts_with("DEADLINE_EXCEEDED"))
+        .await;
+    assert!(status.starts_with("DEADLINE_EXCEEDED"), "{status}");
 
     browser.close().await;
     drop(server);

@@ -4,7 +4,9 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use greeter_e2e::{free_port, required_env, start_server, wait_for_port, Browser, ChildGuard};
+use greeter_e2e::{
+    free_port, required_env, start_server, wait_for_port, Browser, BrowserKind, ChildGuard,
+};
 use greeter_server::Config;
 
 #[tokio::test]
@@ -30,7 +32,8 @@ async fn trunk_serve_proxies_calls_to_the_server() {
     // The first debug build of the page can take minutes on a small machine.
     wait_for_port(port, Duration::from_secs(600), &mut trunk).await;
 
-    let browser = Browser::start().await;
+    // The proxy is what is under test here, the same for every browser: Chromium alone.
+    let browser = Browser::start(BrowserKind::Chromium).await;
     browser
         .client
         .goto(&format!("http://127.0.0.1:{port}/"))

@@ -9,7 +9,7 @@ mod support;
 
 use greeter_web::App;
 use leptos::{mount::mount_to, prelude::*};
-use support::sleep_ms;
+use support::{calls_answered, sleep_ms};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{Event, HtmlButtonElement, HtmlElement, HtmlInputElement};
@@ -17,6 +17,7 @@ use web_sys::{Event, HtmlButtonElement, HtmlElement, HtmlInputElement};
 wasm_bindgen_test_configure!(run_in_browser);
 
 const SERVER: &str = env!("GREETER_TEST_SERVER");
+const SAY_HELLO: &str = "/hello.Greeter/SayHello";
 
 /// The app mounted in a fresh element; unmounted and removed on drop.
 struct Mounted {
@@ -93,8 +94,10 @@ async fn typing_a_name_and_clicking_shows_the_greeting() {
     assert_eq!(app.button().text_content().unwrap(), "Say hello");
 }
 
+/// A second click while the call is in flight sends nothing: the server answers one call.
 #[wasm_bindgen_test]
 async fn the_button_is_busy_while_the_call_is_in_flight() {
+    let answered_before = calls_answered(SERVER, SAY_HELLO).await;
     let app = Mounted::new();
     app.type_name("Busy");
     app.button().click();
@@ -104,6 +107,9 @@ async fn the_button_is_busy_while_the_call_is_in_flight() {
     assert_eq!(app.button().text_content().unwrap(), "Saying hello…");
     app.button().click(); // ignored: a disabled button cannot submit again
     assert_eq!(app.wait_for_reply().await, "Hello, Busy");
+    // Time for a second call, had one been sent, to be answered and counted.
+    sleep_ms(300).await;
+    assert_eq!(calls_answered(SERVER, SAY_HELLO).await, answered_before + 1);
 }
 
 #[wasm_bindgen_test]

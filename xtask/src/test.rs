@@ -25,7 +25,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const NATIVE: StepBounds = StepBounds::new(115, 30);
 const WASM: StepBounds = StepBounds::new(17, 15);
 const INTEROP_CASES: u64 = 24;
-const END_TO_END: StepBounds = StepBounds::new(4, 20);
+const END_TO_END: StepBounds = StepBounds::new(9, 20);
 
 struct StepBounds {
     at_least: u64,
@@ -258,6 +258,7 @@ fn end_to_end_steps(tools: &Tools, root: &Path) -> Tally {
                 .env("GREETER_E2E_DIST", root.join("dist"))
                 .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
                 .env("CHROMEDRIVER", &test_tools.chromedriver)
+                .env("GECKODRIVER", &test_tools.geckodriver)
                 .env("TRUNK", &trunk),
             deadline.saturating_duration_since(std::time::Instant::now()),
         );

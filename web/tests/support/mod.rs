@@ -10,3 +10,24 @@ pub async fn sleep_ms(ms: i32) {
     });
     wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
 }
+
+/// How many calls of `method` (`/pkg.Service/Method`) the server at `server` has answered OK, from
+/// its `/metrics` page.
+pub async fn calls_answered(server: &str, method: &str) -> u64 {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window().unwrap();
+    let response: web_sys::Response =
+        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(&format!("{server}/metrics")))
+            .await
+            .unwrap()
+            .unchecked_into();
+    let page = wasm_bindgen_futures::JsFuture::from(response.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let series = format!("grpc_server_handled_total{{grpc_method=\"{method}\",grpc_code=\"OK\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.parse().unwrap())
+}
