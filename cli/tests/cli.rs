@@ -3,31 +3,21 @@
 
 use std::{net::SocketAddr, process::Output};
 
-use greeter_server::{bind, serve, Config};
-use tokio::{process::Command, sync::oneshot};
+use greeter_server::Config;
+use test_support::InProcess;
+use tokio::process::Command;
 
-/// Starts a server in this process; it stops when the returned sender is dropped.
-async fn start_server() -> (SocketAddr, oneshot::Sender<()>) {
+/// Starts a Greeter server in this process; it stops when dropped.
+async fn start_server() -> (SocketAddr, InProcess) {
     start_server_with(|_| {}).await
 }
 
 /// Starts a server with `configure` applied to its default configuration.
-async fn start_server_with(
-    configure: impl FnOnce(&mut Config),
-) -> (SocketAddr, oneshot::Sender<()>) {
+async fn start_server_with(configure: impl FnOnce(&mut Config)) -> (SocketAddr, InProcess) {
     let mut config = Config::new("127.0.0.1:0".parse().unwrap());
     configure(&mut config);
-    let listener = bind(&config).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serve(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, stop)
+    let server = InProcess::start(greeter_server::app::server(&config)).await;
+    (server.addr, server)
 }
 
 async fn greeter(addr: &str, args: &[&str]) -> Output {

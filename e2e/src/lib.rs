@@ -39,24 +39,16 @@ pub fn dist_dir() -> PathBuf {
 pub struct RunningServer {
     /// The page's URL, with a trailing slash.
     pub url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: test_support::InProcess,
 }
 
 /// Starts a server with `config` (whose address may have port 0).
 pub async fn start_server(config: greeter_server::Config) -> RunningServer {
-    let listener = greeter_server::bind(&config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        greeter_server::serve(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    RunningServer { url, _stop: stop }
+    let server = test_support::InProcess::start(greeter_server::app::server(&config)).await;
+    RunningServer {
+        url: format!("{}/", server.url()),
+        _server: server,
+    }
 }
 
 /// A server on an ephemeral port serving the release page.

@@ -1,9 +1,13 @@
-//! What the tests of every crate here share: clients that speak the wire protocols byte by byte
-//! (hand-made HTTP/1.1 in [`raw`], `grpc-websockets` in [`websocket`]), as an attacker, a proxy or
-//! another implementation would, and the small decoders their assertions need.
+//! What the tests of every crate here share: a `grpc-serve` server in the test's process
+//! ([`in_process`]), clients that speak the wire protocols byte by byte (hand-made HTTP/1.1 in
+//! [`raw`], `grpc-websockets` in [`websocket`]), as an attacker, a proxy or another
+//! implementation would, and the small decoders their assertions need.
 
+pub mod in_process;
 pub mod raw;
 pub mod websocket;
+
+pub use in_process::InProcess;
 
 /// Decodes `%XX` escapes, as grpc-message values use them.
 pub fn percent_decode(text: &str) -> String {

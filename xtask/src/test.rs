@@ -1,8 +1,8 @@
 //! `cargo xtask test`: every check and every test, in one command, with one summary line.
 //!
-//! Order: format and lint; fuzzing; native tests; the wasm tests in headless Chromium and then
-//! headless Firefox against a real server; the interop suite (third-party clients and servers); the
-//! release page; the end-to-end tests. A failing step does not stop the later ones, so one run
+//! Order: format, lint and the libraries' documentation; fuzzing; native tests; the wasm tests in
+//! headless Chromium and then headless Firefox against a real server; the interop suite
+//! (third-party clients and servers); the release page; the end-to-end tests, in both browsers. A failing step does not stop the later ones, so one run
 //! shows everything that is wrong.
 
 use std::{
@@ -213,8 +213,8 @@ fn native_tests(tools: &Tools, root: &Path, test_tools: &setup::TestTools) -> Ta
             .command("cargo")
             .current_dir(root)
             .args(["test", "--no-fail-fast"])
-            // Several minutes of mixed load against the real binary (plain `cargo test`: 20 s).
-            .env("GREETER_SOAK_SECONDS", "180")
+            // Two minutes of mixed load against the real binary (plain `cargo test`: 20 s).
+            .env("GREETER_SOAK_SECONDS", "120")
             // Prometheus's own parser reads the metrics page.
             .env("GREETER_TEST_PYTHON", test_tools.venv_bin("python")),
         NATIVE.within,

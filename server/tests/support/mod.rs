@@ -2,19 +2,18 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use test_support::raw;
+use test_support::{raw, InProcess};
 
 use std::{net::SocketAddr, path::Path};
 
 use bytes::Bytes;
-use greeter_server::{bind, serve, Config};
+use greeter_server::Config;
 use hello_proto::greeter_client::GreeterClient;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
-use tokio::{sync::oneshot, task::JoinHandle};
 use tonic_web::{GrpcWebCall, GrpcWebClientLayer, GrpcWebClientService};
 
 /// The page a test server serves: a stand-in for trunk's dist, with an inline bootstrap script as
@@ -24,11 +23,10 @@ pub const INDEX_HTML: &str =
 /// The inline script above, as CSP hashes it.
 pub const INLINE_SCRIPT: &str = "import init from '/app-0123456789abcdef.js';";
 
-/// A server running in this process; shut down and joined on drop.
+/// A Greeter server running in this process, serving a stand-in page; stopped on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: InProcess,
     _static_dir: tempfile::TempDir,
 }
 
@@ -40,44 +38,21 @@ impl TestServer {
         let mut config = Config::new("127.0.0.1:0".parse().unwrap());
         config.serve.static_dir = Some(static_dir.path().to_owned());
         configure(&mut config);
-
-        let listener = bind(&config).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            serve(listener, &config, async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        });
+        let server = InProcess::start(greeter_server::app::server(&config)).await;
         Self {
-            addr,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            addr: server.addr,
+            server,
             _static_dir: static_dir,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Stops the server and waits for it to drain.
-    pub async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
