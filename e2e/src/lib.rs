@@ -324,6 +324,21 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 20 s) until the element matching `css` shows exactly `expected`; fails the
+    /// test with what it showed instead.
+    pub async fn expect_text(&self, css: &str, expected: &str) {
+        let text = self.wait_for_text(css, |text| text == expected).await;
+        assert_eq!(text, expected, "the text of {css}");
+    }
+
+    /// Waits (up to 20 s) until the elements matching `css` show exactly `expected`, in order;
+    /// fails the test with what they showed instead.
+    pub async fn expect_texts(&self, css: &str, expected: &[&str]) {
+        let expected: Vec<String> = expected.iter().map(|text| text.to_string()).collect();
+        let texts = self.wait_for_texts(css, &expected).await;
+        assert_eq!(texts, expected, "the texts of {css}");
+    }
+
     /// Replaces a field's text with `text`, as typed.
     pub async fn type_into(&self, css: &str, text: &str) {
         let field = self.find(css).await;

@@ -22,12 +22,7 @@ async fn the_served_page_greets_by_name(kind: BrowserKind) {
     let name = browser.find("#name").await;
     name.send_keys("Chromium").await.unwrap();
     browser.find("#say-hello").await.click().await.unwrap();
-    assert_eq!(
-        browser
-            .wait_for_text("#reply", |t| t == "Hello, Chromium")
-            .await,
-        "Hello, Chromium"
-    );
+    browser.expect_text("#reply", "Hello, Chromium").await;
     browser.screenshot("served-page.png").await;
 
     // Enter in the field submits too.
@@ -35,21 +30,13 @@ async fn the_served_page_greets_by_name(kind: BrowserKind) {
     name.send_keys(&format!("Enter{}", char::from(Key::Enter)))
         .await
         .unwrap();
-    assert_eq!(
-        browser
-            .wait_for_text("#reply", |t| t == "Hello, Enter")
-            .await,
-        "Hello, Enter"
-    );
+    browser.expect_text("#reply", "Hello, Enter").await;
 
     // A bad name shows the gRPC code and message.
     browser.clear_field(&name).await;
     browser.find("#say-hello").await.click().await.unwrap();
     let expected = "INVALID_ARGUMENT: name must not be empty";
-    assert_eq!(
-        browser.wait_for_text("#reply", |t| t == expected).await,
-        expected
-    );
+    browser.expect_text("#reply", expected).await;
     browser.screenshot("served-page-error.png").await;
 
     browser.close().await;

@@ -46,43 +46,30 @@ async fn trunk_serve_proxies_calls_to_the_server() {
         .await
         .unwrap();
     browser.find("#say-hello").await.click().await.unwrap();
-    assert_eq!(
-        browser
-            .wait_for_text("#reply", |t| t == "Hello, Trunk")
-            .await,
-        "Hello, Trunk"
-    );
+    browser.expect_text("#reply", "Hello, Trunk").await;
 
     // Server streaming (gRPC-Web) and bidirectional streaming (WebSocket) through the proxy too.
     browser.type_into("#stream-name", "Proxy").await;
     browser.type_into("#stream-count", "2").await;
     browser.type_into("#stream-interval", "10").await;
     browser.click("#stream-start").await;
-    let expected = vec!["Hello #1, Proxy".to_string(), "Hello #2, Proxy".to_string()];
-    assert_eq!(
-        browser
-            .wait_for_texts("#stream-messages li", &expected)
-            .await,
-        expected
-    );
+    browser
+        .expect_texts(
+            "#stream-messages li",
+            &["Hello #1, Proxy", "Hello #2, Proxy"],
+        )
+        .await;
     browser
         .type_into(
             "#chat-name",
             &format!("Socket{}", char::from(fantoccini::key::Key::Enter)),
         )
         .await;
-    let expected = vec!["Hello, Socket".to_string()];
-    assert_eq!(
-        browser
-            .wait_for_texts("#chat-log li.received", &expected)
-            .await,
-        expected
-    );
+    browser
+        .expect_texts("#chat-log li.received", &["Hello, Socket"])
+        .await;
     browser.click("#chat-end").await;
-    assert_eq!(
-        browser.wait_for_text("#chat-status", |t| t == "OK").await,
-        "OK"
-    );
+    browser.expect_text("#chat-status", "OK").await;
     browser.screenshot("trunk-serve.png").await;
     browser.close().await;
 

@@ -17,7 +17,7 @@ use std::{
 use crate::{
     process::{self, free_port, wait_for_port, Background, Tally},
     setup::Tools,
-    test::wasm_test_command,
+    wasm::wasm_test_command,
     Result,
 };
 

@@ -16,6 +16,7 @@ mod page;
 mod process;
 mod setup;
 mod test;
+mod wasm;
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -15,10 +15,9 @@ use crate::{
     interop, page,
     process::{self, free_port, wait_for_port, Background, Tally},
     setup::{self, Tools},
+    wasm::{wasm_command, wasm_test_command, WASM_TARGET},
     workspace_root, Result,
 };
-
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// How many tests each step must run at least, and how long it may take (its build included).
 /// A step that runs fewer, or is still running at its limit, is a counted failure.
@@ -294,30 +293,4 @@ fn test_executables(tools: &Tools, root: &Path, package: &str) -> Result<Vec<Pat
         return Err(format!("cargo built no test executables for {package}"));
     }
     Ok(executables)
-}
-
-/// `cargo test` of the wasm tests (a browser's driver still to be named), against `server`, with
-/// `dead` as the address where nothing listens.
-pub fn wasm_test_command(tools: &Tools, root: &Path, server: &str, dead: &str) -> Command {
-    let mut command = wasm_command(tools, root, server, dead);
-    command.args(["test", "-p", "greeter-web", "--target", WASM_TARGET]);
-    command
-}
-
-/// cargo, set up for the wasm crate: the test servers its tests compile in, and the runner's
-/// WebDriver settings.
-fn wasm_command(tools: &Tools, root: &Path, server: &str, dead: &str) -> Command {
-    let mut command = tools.command("cargo");
-    command
-        .current_dir(root.join("web"))
-        .env("GREETER_TEST_SERVER", server)
-        .env("GREETER_TEST_DEAD_SERVER", dead)
-        .env(
-            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
-            root.join("web/webdriver.json"),
-        )
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
-        .env_remove("CHROMEDRIVER")
-        .env_remove("GECKODRIVER");
-    command
 }

@@ -1,5 +1,7 @@
 //! Helpers the wasm-bindgen test files share.
 
+#![allow(dead_code)] // each test file uses its own subset
+
 /// Waits `ms` milliseconds without blocking the page.
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

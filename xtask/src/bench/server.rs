@@ -1,0 +1,55 @@
+//! A server under measurement: started on a free loopback port, its memory read from `/proc`,
+//! stopped (with its process group) when dropped.
+
+use std::{process::Command, time::Duration};
+
+use crate::{
+    process::{free_port, wait_for_port, Background},
+    Result,
+};
+
+/// A server under measurement, on a free loopback port; stopped when dropped.
+pub(super) struct Server {
+    pub(super) name: &'static str,
+    pub(super) port: u16,
+    pub(super) url: String,
+    pub(super) process: Background,
+}
+
+impl Server {
+    /// Starts `command` with the arguments `args(port)` gives, and `INTEROP_PORT` and
+    /// `GREETER_ADDR` set for the servers that read those instead.
+    pub(super) fn start(
+        name: &'static str,
+        command: &mut Command,
+        args: impl FnOnce(u16) -> Vec<String>,
+    ) -> Result<Self> {
+        let port = free_port()?;
+        command
+            .args(args(port))
+            .env("INTEROP_PORT", port.to_string())
+            .env("GREETER_ADDR", format!("127.0.0.1:{port}"));
+        let mut process = Background::start(command)?;
+        wait_for_port(port, Duration::from_secs(30), &mut process)?;
+        Ok(Self {
+            name,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            process,
+        })
+    }
+
+    /// The server's resident set size now, and at its peak, in KiB.
+    pub(super) fn rss_kib(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))
+            .map_err(|e| format!("cannot read {}'s memory: {e}", self.name))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .ok_or_else(|| format!("no {name} in /proc/PID/status"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
