@@ -3,13 +3,13 @@
 mod support;
 
 use support::TestServer;
+use test_support::reflection;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 use tonic_reflection::pb::v1::{
-    server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-    server_reflection_response::MessageResponse, ServerReflectionRequest,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
 async fn channel(server: &TestServer) -> Channel {
@@ -48,27 +48,22 @@ async fn health_reports_every_service_serving() {
 #[tokio::test]
 async fn reflection_lists_and_describes_the_services() {
     let server = TestServer::start(|_| {}).await;
-    let mut reflection = ServerReflectionClient::new(channel(&server).await);
-    let requests = [
-        MessageRequest::ListServices(String::new()),
-        MessageRequest::FileContainingSymbol("hello.Greeter".into()),
-    ]
-    .map(|request| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    });
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(requests))
-        .await
-        .unwrap()
-        .into_inner();
-
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        responses.message().await.unwrap().unwrap().message_response
+    let answers = reflection::ask(
+        channel(&server).await,
+        vec![
+            MessageRequest::ListServices(String::new()),
+            MessageRequest::FileContainingSymbol("hello.Greeter".into()),
+        ],
+    )
+    .await;
+    let [MessageResponse::ListServicesResponse(list), MessageResponse::FileDescriptorResponse(files)] =
+        &answers[..]
     else {
-        panic!("expected the list of services");
+        panic!(
+            "expected the list of services, then the file describing hello.Greeter: {answers:?}"
+        );
     };
-    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let mut names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     assert_eq!(
         names,
@@ -80,11 +75,6 @@ async fn reflection_lists_and_describes_the_services() {
         ]
     );
 
-    let Some(MessageResponse::FileDescriptorResponse(files)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected the file describing hello.Greeter");
-    };
     let file = <prost_types::FileDescriptorProto as prost::Message>::decode(
         &files.file_descriptor_proto[0][..],
     )

@@ -362,21 +362,11 @@ async fn cross_origin_upgrades_need_an_allowed_origin() {
             format!("Hello, {origin}")
         );
     }
-    let mut request = format!("ws://{}/hello.Greeter/Chat", server.addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("origin", "https://evil.example.com".parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403)
-        }
-        other => panic!("expected 403, got {other:?}"),
-    }
+    let evil = Some("https://evil.example.com");
+    assert_eq!(
+        WsCall::handshake_status(server.addr, "/hello.Greeter/Chat", evil).await,
+        403
+    );
     server.stop().await;
 }
 

@@ -1,10 +1,12 @@
 //! What the tests of every crate here share: a `grpc-serve` server in the test's process
 //! ([`in_process`]), clients that speak the wire protocols byte by byte (hand-made HTTP/1.1 in
 //! [`raw`], `grpc-websockets` in [`websocket`]), as an attacker, a proxy or another
-//! implementation would, and the small decoders their assertions need.
+//! implementation would, a reflection client ([`reflection`]), and the small decoders their
+//! assertions need.
 
 pub mod in_process;
 pub mod raw;
+pub mod reflection;
 pub mod websocket;
 
 pub use in_process::InProcess;

@@ -98,11 +98,12 @@ impl WsCall {
         }
     }
 
-    pub async fn connect(
+    /// The upgrade for `path`, offering the subprotocol, from a page of `origin` if one is given.
+    fn upgrade_request(
         addr: SocketAddr,
         path: &str,
         origin: Option<&str>,
-    ) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
         request
             .headers_mut()
@@ -112,6 +113,28 @@ impl WsCall {
                 .headers_mut()
                 .insert("origin", origin.parse().unwrap());
         }
+        request
+    }
+
+    /// The HTTP status the server answers the upgrade for `path` with: 101, or its refusal.
+    pub async fn handshake_status(addr: SocketAddr, path: &str, origin: Option<&str>) -> u16 {
+        let request = Self::upgrade_request(addr, path, origin);
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((_, response)) => response.status().as_u16(),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(other) => panic!("the upgrade failed: {other}"),
+        }
+    }
+
+    /// An upgraded socket on `path`, its subprotocol accepted; the header block not yet sent.
+    pub async fn connect(
+        addr: SocketAddr,
+        path: &str,
+        origin: Option<&str>,
+    ) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        let request = Self::upgrade_request(addr, path, origin);
         let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(
             response.headers()["sec-websocket-protocol"],

@@ -7,7 +7,6 @@ use std::{net::SocketAddr, time::Duration};
 use grpc_websocket::server::{serve, GrpcWebSocketLayer, Limits};
 use prost::Message as _;
 use test_support::websocket::WsCall;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tonic_health::{
     pb::{health_check_response::ServingStatus, HealthCheckRequest, HealthCheckResponse},
     server::HealthReporter,
@@ -135,24 +134,9 @@ fn prost_types_name(encoded: &[u8]) -> Option<String> {
     NameOnly::decode(encoded).ok()?.name
 }
 
-/// Opens a socket on the health service with `origin`; returns the handshake's HTTP status.
+/// The handshake's HTTP status for a socket on the health service from a page of `origin`.
 async fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> u16 {
-    let mut request = format!("ws://{addr}/grpc.health.v1.Health/Check")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("{other}"),
-    }
+    WsCall::handshake_status(addr, "/grpc.health.v1.Health/Check", origin).await
 }
 
 #[tokio::test]

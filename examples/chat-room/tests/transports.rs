@@ -180,11 +180,6 @@ async fn health_and_reflection_name_the_room() {
     use tonic_health::pb::{
         health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
     };
-    use tonic_reflection::pb::v1::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        ServerReflectionRequest,
-    };
     let (addr, _stop) = start().await;
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -200,22 +195,7 @@ async fn health_and_reflection_name_the_room() {
         .into_inner();
     assert_eq!(health.status(), ServingStatus::Serving);
 
-    let list = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([list]))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        responses.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected the list of services");
-    };
-    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    names.sort();
+    let names = test_support::reflection::service_names(channel).await;
     assert_eq!(
         names,
         [
