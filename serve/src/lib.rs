@@ -183,7 +183,17 @@ impl Server {
             _ => None,
         };
         let names: Vec<&'static str> = hosted.iter().map(|service| service.name).collect();
-        let page = page.unwrap_or_else(|| page_from(&options));
+        let page = match page {
+            Some(page) => page,
+            // Reading and compressing the page takes seconds (brotli at its best quality): on
+            // the blocking pool, so the runtime's other tasks go on meanwhile.
+            None => {
+                let static_dir = options.static_dir.clone();
+                tokio::task::spawn_blocking(move || page_from(static_dir))
+                    .await
+                    .expect("loading the page does not panic")
+            }
+        };
         let stack::App {
             service,
             health,
@@ -229,13 +239,10 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError>
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// The page from `--static-dir`, else from `./dist`; an empty one, with a warning, when there is
-/// none.
-fn page_from(options: &Options) -> AssetStore {
-    let dir = options
-        .static_dir
-        .clone()
-        .unwrap_or_else(|| Path::new("dist").to_owned());
+/// The page from `static_dir` (`--static-dir`), else from `./dist`; an empty one, with a
+/// warning, when there is none.
+fn page_from(static_dir: Option<std::path::PathBuf>) -> AssetStore {
+    let dir = static_dir.unwrap_or_else(|| Path::new("dist").to_owned());
     match AssetStore::from_dir(&dir) {
         Ok(store) if !store.is_empty() => {
             tracing::info!(
