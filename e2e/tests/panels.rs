@@ -1,5 +1,6 @@
 //! Every panel of the served page, used in headless Chromium and Firefox: server streaming (with
-//! Cancel and the deadline), client streaming, and the bidirectional conversation.
+//! Cancel and the deadline), client streaming, and the bidirectional conversation, by Enter and by
+//! their buttons, with the server's errors and the deadline shown in each.
 
 use std::time::Duration;
 
@@ -20,15 +21,14 @@ async fn stream_stats(url: &str) -> StreamStats {
         .into_inner()
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 fn enter(text: &str) -> String {
     format!("{text}{}", char::from(Key::Enter))
 }
 
-in_every_browser!(every_rpc_kind_from_its_panel,);
+in_every_browser!(
+    every_rpc_kind_from_its_panel,
+    buttons_errors_and_deadlines_in_the_streaming_panels
+);
 
 async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     let server = start_page_server().await;
@@ -41,17 +41,13 @@ async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     browser.type_into("#stream-count", "3").await;
     browser.type_into("#stream-interval", "50").await;
     browser.click("#stream-start").await;
-    let expected = strings(&["Hello #1, E2E", "Hello #2, E2E", "Hello #3, E2E"]);
-    assert_eq!(
-        browser
-            .wait_for_texts("#stream-messages li", &expected)
-            .await,
-        expected
-    );
-    assert_eq!(
-        browser.wait_for_text("#stream-status", |t| t == "OK").await,
-        "OK"
-    );
+    browser
+        .expect_texts(
+            "#stream-messages li",
+            &["Hello #1, E2E", "Hello #2, E2E", "Hello #3, E2E"],
+        )
+        .await;
+    browser.expect_text("#stream-status", "OK").await;
 
     // Cancel stops the stream on the server too.
     browser.type_into("#stream-count", "1000").await;
@@ -60,12 +56,7 @@ async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     browser.find("#stream-messages li").await;
     browser.click("#stream-cancel").await;
     let cancelled = "CANCELLED: cancelled on the page";
-    assert_eq!(
-        browser
-            .wait_for_text("#stream-status", |t| t == cancelled)
-            .await,
-        cancelled
-    );
+    browser.expect_text("#stream-status", cancelled).await;
     let mut stats = stream_stats(&url).await;
     for _ in 0..100 {
         if stats.cancelled == 1 {
@@ -80,50 +71,29 @@ async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     for name in ["Ann", "Ben", "Cy"] {
         browser.type_into("#all-name", &enter(name)).await;
     }
-    assert_eq!(
-        browser
-            .wait_for_text("#all-sent", |t| t == "Ann, Ben, Cy")
-            .await,
-        "Ann, Ben, Cy"
-    );
+    browser.expect_text("#all-sent", "Ann, Ben, Cy").await;
     browser.click("#all-finish").await;
-    let expected = strings(&["Hello, Ann", "Hello, Ben", "Hello, Cy"]);
-    assert_eq!(
-        browser.wait_for_texts("#all-summary li", &expected).await,
-        expected
-    );
-    assert_eq!(
-        browser
-            .wait_for_text("#all-count", |t| t == "3 greeted")
-            .await,
-        "3 greeted"
-    );
-    assert_eq!(
-        browser.wait_for_text("#all-status", |t| t == "OK").await,
-        "OK"
-    );
+    browser
+        .expect_texts(
+            "#all-summary li",
+            &["Hello, Ann", "Hello, Ben", "Hello, Cy"],
+        )
+        .await;
+    browser.expect_text("#all-count", "3 greeted").await;
+    browser.expect_text("#all-status", "OK").await;
 
     // Bidirectional: each greeting shows up while the conversation is still open.
     browser.type_into("#chat-name", &enter("Xi")).await;
-    let expected = strings(&["Hello, Xi"]);
-    assert_eq!(
-        browser
-            .wait_for_texts("#chat-log li.received", &expected)
-            .await,
-        expected
-    );
+    browser
+        .expect_texts("#chat-log li.received", &["Hello, Xi"])
+        .await;
     assert_eq!(browser.texts("#chat-status").await, ["running…"]);
     browser.type_into("#chat-name", &enter("Yu")).await;
-    let expected = strings(&["Xi", "Hello, Xi", "Yu", "Hello, Yu"]);
-    assert_eq!(
-        browser.wait_for_texts("#chat-log li", &expected).await,
-        expected
-    );
+    browser
+        .expect_texts("#chat-log li", &["Xi", "Hello, Xi", "Yu", "Hello, Yu"])
+        .await;
     browser.click("#chat-end").await;
-    assert_eq!(
-        browser.wait_for_text("#chat-status", |t| t == "OK").await,
-        "OK"
-    );
+    browser.expect_text("#chat-status", "OK").await;
     browser.screenshot("all-panels.png").await;
 
     // The deadline applies to every call: a slow stream ends with DEADLINE_EXCEEDED.
@@ -141,7 +111,63 @@ async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
     drop(server);
 }
 
-async fn type_and_click(browser: &Browser, css: &str, text: &str, button: &str) {
-    browser.type_into(css, text).await;
-    browser.click(button).await;
+/// The Add and Send buttons (not only Enter), the server's error in each streaming panel, and the
+/// deadline on a client stream and a conversation left open.
+async fn buttons_errors_and_deadlines_in_the_streaming_panels(kind: BrowserKind) {
+    let server = start_page_server().await;
+    let browser = Browser::start(kind).await;
+    browser.client.goto(&server.url).await.unwrap();
+
+    for name in ["Ann", "Ben"] {
+        browser.type_into("#all-name", name).await;
+        browser.click("#all-add").await;
+        // Each name leaves the field once it is sent.
+        browser
+            .wait_for_text("#all-sent", |t| t.ends_with(name))
+            .await;
+    }
+    browser.expect_text("#all-sent", "Ann, Ben").await;
+    browser.click("#all-finish").await;
+    browser
+        .expect_texts("#all-summary li", &["Hello, Ann", "Hello, Ben"])
+        .await;
+    browser.type_into("#chat-name", "Xi").await;
+    browser.click("#chat-send").await;
+    browser
+        .expect_texts("#chat-log li", &["Xi", "Hello, Xi"])
+        .await;
+    browser.click("#chat-end").await;
+    browser.expect_text("#chat-status", "OK").await;
+
+    // The server's status, code and message, in each panel.
+    browser.type_into("#stream-name", "").await;
+    browser.click("#stream-start").await;
+    let expected = "INVALID_ARGUMENT: name must not be empty";
+    browser.expect_text("#stream-status", expected).await;
+    let expected = "INVALID_ARGUMENT: name #1: name must not be empty";
+    browser.type_into("#all-name", " ").await;
+    browser.click("#all-add").await;
+    browser.expect_text("#all-status", expected).await;
+    browser.type_into("#chat-name", " ").await;
+    browser.click("#chat-send").await;
+    browser.expect_text("#chat-status", expected).await;
+    browser.screenshot("streaming-errors.png").await;
+
+    // A call left open ends at the deadline, in both panels.
+    browser.type_into("#deadline", "300").await;
+    browser.type_into("#all-name", "Slow").await;
+    browser.click("#all-add").await;
+    let status = browser
+        .wait_for_text("#all-status", |t| t.starts_with("DEADLINE_EXCEEDED"))
+        .await;
+    assert!(status.starts_with("DEADLINE_EXCEEDED"), "{status}");
+    browser.type_into("#chat-name", "Slow").await;
+    browser.click("#chat-send").await;
+    let status = browser
+        .wait_for_text("#chat-status", |t| t.starts_with("DEADLINE_EXCEEDED"))
+        .await;
+    assert!(status.starts_with("DEADLINE_EXCEEDED"), "{status}");
+
+    browser.close().await;
+    drop(server);
 }
