@@ -3,11 +3,7 @@
 //!
 //! `GREETER_EMBED_DIST` names another directory to embed.
 
-use std::{
-    env,
-    fmt::Write,
-    path::{Path, PathBuf},
-};
+use std::{env, fmt::Write, path::PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=GREETER_EMBED_DIST");
@@ -21,7 +17,19 @@ fn main() {
             });
         println!("cargo:rerun-if-changed={}", dist.display());
         if dist.join("index.html").is_file() {
-            collect(&dist, &dist, &mut files);
+            for entry in walkdir::WalkDir::new(&dist) {
+                let entry = entry.unwrap();
+                if entry.file_type().is_file() {
+                    let url_path = entry
+                        .path()
+                        .strip_prefix(&dist)
+                        .unwrap()
+                        .components()
+                        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                        .fold(String::new(), |url, part| url + "/" + &part);
+                    files.push((url_path, entry.path().canonicalize().unwrap()));
+                }
+            }
         } else {
             println!(
                 "cargo:warning=no built page in {}: this binary serves the page from --static-dir only",
@@ -41,20 +49,4 @@ fn main() {
     }
     source.push_str("];\n");
     std::fs::write(out, source).unwrap();
-}
-
-fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect(root, &path, files);
-        } else {
-            let relative = path.strip_prefix(root).unwrap();
-            let url_path = relative
-                .components()
-                .map(|part| part.as_os_str().to_string_lossy().into_owned())
-                .fold(String::new(), |url, part| url + "/" + &part);
-            files.push((url_path, path.canonicalize().unwrap()));
-        }
-    }
 }

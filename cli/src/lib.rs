@@ -13,11 +13,11 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use grpc_codes::name as code_name;
+use grpc_call::{code_name, with_deadline};
 use hello_proto::{greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest};
 use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
-    Code, Request, Status, Streaming,
+    Code, Status, Streaming,
 };
 
 /// The command line.
@@ -224,15 +224,6 @@ async fn print_replies(
         out.flush()?;
     }
     Ok(())
-}
-
-/// A request that tells the server the deadline (`grpc-timeout`), so it can stop work in time too.
-fn with_deadline<T>(message: T, deadline: Option<Duration>) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(deadline) = deadline {
-        request.set_timeout(deadline);
-    }
-    request
 }
 
 fn one_name(cli: &Cli) -> Result<String, Failure> {

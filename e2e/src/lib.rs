@@ -7,13 +7,12 @@
 //! `GREETER_E2E_ARTIFACTS`. A test run without them fails with a message saying so.
 
 use std::{
-    collections::BTreeSet,
-    net::TcpListener,
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Mutex,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+pub use test_support::process::{free_port, ChildProcess};
 
 use fantoccini::{elements::Element, key::Key, Client, ClientBuilder, Locator};
 
@@ -63,89 +62,6 @@ pub fn artifacts_dir() -> PathBuf {
     let dir = PathBuf::from(required_env("GREETER_E2E_ARTIFACTS"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A free loopback port (free when asked; the caller binds it soon after). Never the same port
-/// twice in one process: the kernel may hand a just-released port out again before the first
-/// caller's child process has bound it.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap();
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if handed_out.insert(port) {
-            return port;
-        }
-    }
-}
-
-/// A child process in its own process group; the group is stopped when this is dropped.
-pub struct ChildGuard {
-    child: Child,
-}
-
-impl ChildGuard {
-    pub fn spawn(command: &mut Command) -> Self {
-        use std::os::unix::process::CommandExt;
-        let child = command
-            .process_group(0)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
-        Self { child }
-    }
-
-    /// Panics if the process has exited.
-    pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("child process exited early: {status}");
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let group = self.child.id() as libc::pid_t;
-        // SAFETY: signals the process group `spawn` created; it holds only our children.
-        unsafe { libc::kill(-group, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Whatever is left of the group (grandchildren such as a browser) goes too.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until something accepts TCP connections on `port`, failing if `process` exits first.
-pub async fn wait_for_port(port: u16, within: Duration, process: &mut ChildGuard) {
-    let deadline = Instant::now() + within;
-    while !is_listening(port).await {
-        process.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on port {port} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Whether a listener accepts on `port`. A connection to an unbound port in the ephemeral range
-/// can be given that same port as its source and connect to itself; that is not a listener (and
-/// it holds the port, so the process meant to bind it fails).
-async fn is_listening(port: u16) -> bool {
-    match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
-        Err(_) => false,
-    }
 }
 
 /// A browser the page is tested in.
@@ -202,24 +118,25 @@ pub struct Browser {
     pub client: Client,
     pub kind: BrowserKind,
     // Dropped in this order: the driver's process group (the browser with it), then the profile.
-    _driver: ChildGuard,
+    _driver: ChildProcess,
     _profile: Profile,
 }
 
 impl Browser {
     pub async fn start(kind: BrowserKind) -> Self {
-        let port = free_port();
+        let port = free_port().unwrap();
         let profile =
             Profile(std::env::temp_dir().join(format!("greeter-e2e-{}-{port}", kind.name())));
         let log = artifacts_dir().join(format!("{}driver-{port}.log", kind.name()));
         let (mut driver, capabilities) = match kind {
             BrowserKind::Chromium => {
-                let driver = ChildGuard::spawn(
+                let driver = ChildProcess::spawn(
                     Command::new(required_env("CHROMEDRIVER"))
                         .arg(format!("--port={port}"))
                         .arg(format!("--log-path={}", log.display()))
                         .stdout(Stdio::null()),
-                );
+                )
+                .unwrap();
                 let capabilities = serde_json::json!({
                     "goog:chromeOptions": {
                         "args": [
@@ -241,12 +158,13 @@ impl Browser {
             }
             BrowserKind::Firefox => {
                 std::fs::create_dir_all(&profile.0).unwrap();
-                let driver = ChildGuard::spawn(
+                let driver = ChildProcess::spawn(
                     Command::new(required_env("GECKODRIVER"))
                         .arg(format!("--port={port}"))
                         .stdout(std::fs::File::create(&log).unwrap())
                         .stderr(Stdio::null()),
-                );
+                )
+                .unwrap();
                 let capabilities = serde_json::json!({
                     "browserName": "firefox",
                     "moz:firefoxOptions": {
@@ -269,7 +187,7 @@ impl Browser {
                 (driver, capabilities)
             }
         };
-        wait_for_port(port, Duration::from_secs(20), &mut driver).await;
+        driver.wait_for_port(port, Duration::from_secs(20)).unwrap();
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")
         };

@@ -4,9 +4,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use greeter_e2e::{
-    free_port, required_env, start_server, wait_for_port, Browser, BrowserKind, ChildGuard,
-};
+use greeter_e2e::{free_port, required_env, start_server, Browser, BrowserKind, ChildProcess};
 use greeter_server::Config;
 
 #[tokio::test]
@@ -19,18 +17,19 @@ async fn trunk_serve_proxies_calls_to_the_server() {
     let server = start_server(config).await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let dist = root.join("target/e2e-trunk-serve");
-    let mut trunk = ChildGuard::spawn(
+    let mut trunk = ChildProcess::spawn(
         Command::new(required_env("TRUNK"))
             .current_dir(root)
             .args(["serve", "--offline", "--no-autoreload", "--port"])
             .arg(port.to_string())
             .arg("--dist")
             .arg(&dist),
-    );
+    )
+    .unwrap();
     // The first debug build of the page can take minutes on a small machine.
-    wait_for_port(port, Duration::from_secs(600), &mut trunk).await;
+    trunk.wait_for_port(port, Duration::from_secs(600)).unwrap();
 
     // The proxy is what is under test here, the same for every browser: Chromium alone.
     let browser = Browser::start(BrowserKind::Chromium).await;

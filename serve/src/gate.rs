@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use grpc_codes::name as code_name;
+use grpc_call::code_name;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;

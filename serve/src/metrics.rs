@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use grpc_codes::name as code_name;
+use grpc_call::code_name;
 use tonic::Code;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.

@@ -64,7 +64,13 @@ impl AssetStore {
     /// Every file under `dir`.
     pub fn from_dir(dir: &Path) -> io::Result<Self> {
         let mut files = Vec::new();
-        collect(dir, dir, &mut files)?;
+        for entry in walkdir::WalkDir::new(dir) {
+            let entry = entry?;
+            if entry.file_type().is_file() {
+                let url_path = url_path(dir, entry.path());
+                files.push((url_path, std::fs::read(entry.path())?));
+            }
+        }
         Ok(Self::from_files(files))
     }
 
@@ -227,21 +233,13 @@ impl Asset {
     }
 }
 
-fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(root, &path, files)?;
-        } else {
-            let relative = path.strip_prefix(root).expect("below the root");
-            let url_path = relative
-                .components()
-                .map(|part| part.as_os_str().to_string_lossy())
-                .fold(String::new(), |url, part| url + "/" + &part);
-            files.push((url_path, std::fs::read(&path)?));
-        }
-    }
-    Ok(())
+/// The URL path of the file at `path` below `root`: `/assets/app.js`.
+fn url_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .expect("below the root")
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy())
+        .fold(String::new(), |url, part| url + "/" + &part)
 }
 
 /// A path with a `..` segment or a backslash, plain or percent-encoded.

@@ -2,13 +2,20 @@
 //! ([`in_process`]), clients that speak the wire protocols byte by byte (hand-made HTTP/1.1 in
 //! [`raw`], `grpc-websockets` in [`websocket`]), as an attacker, a proxy or another
 //! implementation would, a reflection client ([`reflection`]), and the small decoders their
-//! assertions need.
+//! assertions need; and child processes under guard ([`process`]), which is all that tasks
+//! such as `xtask` take (without the default `server` feature, it builds no server).
 
+#[cfg(feature = "server")]
 pub mod in_process;
+pub mod process;
+#[cfg(feature = "server")]
 pub mod raw;
+#[cfg(feature = "server")]
 pub mod reflection;
+#[cfg(feature = "server")]
 pub mod websocket;
 
+#[cfg(feature = "server")]
 pub use in_process::InProcess;
 
 /// Decodes `%XX` escapes, as grpc-message values use them.

@@ -14,13 +14,13 @@
 use std::{fmt, time::Duration};
 
 use futures_util::{Stream, StreamExt};
-use grpc_codes::name as code_name;
+use grpc_call::{code_name, with_deadline};
 use grpc_websocket::client::WebSocketChannel;
 use hello_proto::{
     greeter_client::GreeterClient, greeter_stats_client::GreeterStatsClient, HelloRequest,
     HelloStreamRequest, HelloSummary, StreamStats, StreamStatsRequest,
 };
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_web_wasm_client::Client;
 
 /// The server the page talks to: `GREETER_SERVER_URL` when set at build time, else the page's
@@ -159,15 +159,6 @@ impl GreeterApi {
                 .map_err(|status| CallError::from_status(status, &server_url))
         }))
     }
-}
-
-/// A request carrying `deadline` as its `grpc-timeout`.
-fn with_deadline<T>(message: T, deadline: Option<Duration>) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(deadline) = deadline {
-        request.set_timeout(deadline);
-    }
-    request
 }
 
 /// Why a call failed, in terms a person can act on.

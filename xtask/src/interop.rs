@@ -15,7 +15,7 @@ use std::{
 };
 
 use crate::{
-    process::{self, free_port, wait_for_port, Background, Tally},
+    process::{self, free_port, ChildProcess, Tally},
     setup::Tools,
     wasm::wasm_test_command,
     Result,
@@ -92,7 +92,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
     // The servers, each on its own free loopback port, stopped when dropped.
     let ours_port = free_port()?;
     let ours = format!("http://127.0.0.1:{ours_port}");
-    let mut ours_process = Background::start(
+    let mut ours_process = ChildProcess::spawn(
         tools
             .command(&root.join("target/debug/greeter-server").to_string_lossy())
             .args([
@@ -103,25 +103,25 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             ])
             .env("RUST_LOG", "warn"),
     )?;
-    wait_for_port(ours_port, Duration::from_secs(30), &mut ours_process)?;
+    ours_process.wait_for_port(ours_port, Duration::from_secs(30))?;
 
     let seed_port = free_port()?;
-    let mut seed_server = Background::start(
+    let mut seed_server = ChildProcess::spawn(
         Command::new(&python)
             .arg(root.join("interop/seed/greeter_server.py"))
             .env("PYTHONPATH", &python_stubs)
             .env("GREETER_ADDR", format!("127.0.0.1:{seed_port}")),
     )?;
-    wait_for_port(seed_port, Duration::from_secs(30), &mut seed_server)?;
+    seed_server.wait_for_port(seed_port, Duration::from_secs(30))?;
 
     let connect_port = free_port()?;
-    let mut connect_server = Background::start(
+    let mut connect_server = ChildProcess::spawn(
         tools
             .command("node")
             .arg(root.join("interop/connect-server.mjs"))
             .env("INTEROP_PORT", connect_port.to_string()),
     )?;
-    wait_for_port(connect_port, Duration::from_secs(30), &mut connect_server)?;
+    connect_server.wait_for_port(connect_port, Duration::from_secs(30))?;
     let connect = format!("http://127.0.0.1:{connect_port}");
 
     let mut cases = Vec::new();

@@ -23,8 +23,20 @@ pub fn build_release(tools: &Tools) -> Result {
 /// Prints each file's size raw and gzipped, and the wasm + JS total the page needs.
 fn print_sizes(dist: &Path) -> Result {
     let mut rows = Vec::new();
-    collect_files(dist, dist, &mut rows)?;
-    rows.sort();
+    for entry in walkdir::WalkDir::new(dist).sort_by_file_name() {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.file_type().is_file() {
+            let path = entry.path();
+            let bytes =
+                fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let name = path
+                .strip_prefix(dist)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            rows.push((name, bytes));
+        }
+    }
     println!("xtask: page size (dist/)");
     println!("  {:<44} {:>10} {:>10}", "file", "raw", "gzip");
     let (mut raw_total, mut gzip_total) = (0, 0);
@@ -37,26 +49,6 @@ fn print_sizes(dist: &Path) -> Result {
         }
     }
     println!("  {:<44} {raw_total:>10} {gzip_total:>10}", "wasm + js");
-    Ok(())
-}
-
-fn collect_files(dist: &Path, dir: &Path, rows: &mut Vec<(String, Vec<u8>)>) -> Result {
-    let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        if path.is_dir() {
-            collect_files(dist, &path, rows)?;
-        } else {
-            let bytes =
-                fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let name = path
-                .strip_prefix(dist)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
-            rows.push((name, bytes));
-        }
-    }
     Ok(())
 }
 

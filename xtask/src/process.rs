@@ -3,11 +3,12 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
+
+pub use test_support::process::{describe, free_port, ChildProcess};
 
 use crate::Result;
 
@@ -192,97 +193,11 @@ pub fn run_tests(command: &mut Command, within: Duration) -> Tally {
     tally
 }
 
-/// A process running in the background, in a process group of its own; the whole group is
-/// stopped (SIGTERM, then SIGKILL) when the guard is dropped.
-pub struct Background {
-    name: String,
-    child: Child,
-}
-
-impl Background {
-    pub fn start(command: &mut Command) -> Result<Self> {
-        use std::os::unix::process::CommandExt;
-        let name = describe(command);
-        let child = command
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Self { name, child })
-    }
-
-    /// The process id (which is also its process group's).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Fails if the process has already exited.
-    pub fn check_running(&mut self) -> Result {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited early ({status})", self.name)),
-            Err(e) => Err(format!("{}: {e}", self.name)),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let group = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a negative pid signals the process group we created in `start`.
-        unsafe { libc::kill(-group, libc::SIGTERM) };
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                // Also end any grandchildren still in the group.
-                unsafe { libc::kill(-group, libc::SIGKILL) };
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        unsafe { libc::kill(-group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
 /// Replaces this process with `command` (so Ctrl-C and SIGTERM reach it directly).
 pub fn exec(mut command: Command) -> Result {
     use std::os::unix::process::CommandExt;
     let error = command.exec();
     Err(format!("cannot start {}: {error}", describe(&command)))
-}
-
-pub fn describe(command: &Command) -> String {
-    let mut text = command.get_program().to_string_lossy().into_owned();
-    for arg in command.get_args() {
-        text.push(' ');
-        text.push_str(&arg.to_string_lossy());
-    }
-    text
-}
-
-/// A free loopback port: bound, read, and released.
-pub fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("cannot find a free loopback port: {e}"))
-}
-
-/// Waits until something listens on the loopback `port`, while `process` (which should) runs.
-pub fn wait_for_port(port: u16, within: Duration, process: &mut Background) -> Result {
-    let deadline = Instant::now() + within;
-    // A connection whose source port is its destination port connected to itself: no listener.
-    let is_listening = || {
-        TcpStream::connect(("127.0.0.1", port))
-            .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
-    };
-    while !is_listening() {
-        process.check_running()?;
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on port {port} after {within:?}"));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

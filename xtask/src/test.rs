@@ -13,7 +13,7 @@ use std::{
 
 use crate::{
     interop, page,
-    process::{self, free_port, wait_for_port, Background, Tally},
+    process::{self, free_port, ChildProcess, Tally},
     setup::{self, Tools},
     wasm::{wasm_command, wasm_test_command, WASM_TARGET},
     workspace_root, Result,
@@ -185,7 +185,7 @@ fn check(name: &str, command: &mut Command) -> Tally {
 
 /// Builds the debug server and starts it for the browser tests: the process, its URL, and a
 /// loopback URL where nothing listens (for the "server unreachable" tests).
-fn start_test_server(tools: &Tools, root: &Path) -> Result<(Background, String, String)> {
+fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String, String)> {
     process::run(tools.command("cargo").current_dir(root).args([
         "build",
         "--quiet",
@@ -193,13 +193,13 @@ fn start_test_server(tools: &Tools, root: &Path) -> Result<(Background, String, 
         "greeter-server",
     ]))?;
     let port = free_port()?;
-    let mut server = Background::start(
+    let mut server = ChildProcess::spawn(
         tools
             .command(&root.join("target/debug/greeter-server").to_string_lossy())
             .args(["--dev", "--addr", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "warn"),
     )?;
-    wait_for_port(port, Duration::from_secs(30), &mut server)?;
+    server.wait_for_port(port, Duration::from_secs(30))?;
     let dead_url = format!("http://127.0.0.1:{}", free_port()?);
     Ok((server, format!("http://127.0.0.1:{port}"), dead_url))
 }

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use test_support::{raw, InProcess};
+use test_support::{
+    process::{free_port, ChildProcess},
+    raw, InProcess,
+};
 
 use std::{net::SocketAddr, path::Path};
 
@@ -160,11 +163,11 @@ pub async fn send(client: &HttpClient, request: http::Request<Full<Bytes>>) -> R
     }
 }
 
-/// The real `greeter-server` binary on a free loopback port, its log in a file; killed (by its
-/// process id) and reaped on drop.
+/// The real `greeter-server` binary on a free loopback port, its log in a file; stopped (by its
+/// process group's id) and reaped on drop.
 pub struct ServerProcess {
     pub addr: SocketAddr,
-    child: std::process::Child,
+    process: ChildProcess,
     log: tempfile::NamedTempFile,
 }
 
@@ -193,11 +196,7 @@ impl ServerProcess {
         args: &[&str],
         adjust: impl FnOnce(&mut std::process::Command),
     ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port().unwrap();
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"));
         command
@@ -210,21 +209,12 @@ impl ServerProcess {
             .stdout(log.reopen().unwrap())
             .stderr(std::process::Stdio::inherit());
         adjust(&mut command);
-        let mut child = command.spawn().unwrap();
+        let mut process = ChildProcess::spawn(&mut command).unwrap();
+        process
+            .wait_for_port(port, std::time::Duration::from_secs(30))
+            .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the server exited early"
-            );
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(30),
-                "the server did not listen within 30 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Self { addr, child, log }
+        Self { addr, process, log }
     }
 
     pub fn url(&self) -> String {
@@ -242,7 +232,7 @@ impl ServerProcess {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        status_kib(self.child.id(), field)
+        status_kib(self.process.pid(), field)
     }
 
     /// What the server has logged so far.
@@ -262,23 +252,19 @@ impl ServerProcess {
 
     /// The process id, for signals and `/proc`.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`, ...) to the process.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the child this struct spawned and has not yet reaped.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
-            0
-        );
+        self.process.signal(signal).unwrap();
     }
 
     /// Waits for the process to exit, failing the test after `within`.
     pub async fn exit_status(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.try_wait() {
                 return status;
             }
             assert!(
@@ -291,7 +277,7 @@ impl ServerProcess {
 
     /// How many file descriptors the process holds open (sockets included).
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
             .count()
     }
@@ -327,11 +313,4 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -4,7 +4,7 @@
 use std::{process::Command, time::Duration};
 
 use crate::{
-    process::{free_port, wait_for_port, Background},
+    process::{free_port, ChildProcess},
     Result,
 };
 
@@ -13,7 +13,7 @@ pub(super) struct Server {
     pub(super) name: &'static str,
     pub(super) port: u16,
     pub(super) url: String,
-    pub(super) process: Background,
+    pub(super) process: ChildProcess,
 }
 
 impl Server {
@@ -29,8 +29,8 @@ impl Server {
             .args(args(port))
             .env("INTEROP_PORT", port.to_string())
             .env("GREETER_ADDR", format!("127.0.0.1:{port}"));
-        let mut process = Background::start(command)?;
-        wait_for_port(port, Duration::from_secs(30), &mut process)?;
+        let mut process = ChildProcess::spawn(command)?;
+        process.wait_for_port(port, Duration::from_secs(30))?;
         Ok(Self {
             name,
             port,

@@ -1,10 +1,22 @@
-//! The canonical names of gRPC status codes (`INVALID_ARGUMENT`), as the gRPC specification spells
-//! them: what people read in messages and what metrics and logs label calls with. One table for
-//! the server, the browser client and the CLI alike; it builds for wasm32 too.
+//! What every caller here shares (the server's logs and metrics, the browser client, the CLI),
+//! written once: the canonical names of gRPC status codes (`INVALID_ARGUMENT`), as the gRPC
+//! specification spells them, and requests that carry their deadline. It builds for wasm32 too.
+
+use std::time::Duration;
+
+/// A request for `message` that tells the server its deadline (`grpc-timeout`), so the server
+/// can stop work the caller no longer waits for.
+pub fn with_deadline<T>(message: T, deadline: Option<Duration>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    request
+}
 
 /// The canonical name of a gRPC status code, as the gRPC specification spells it
 /// (`INVALID_ARGUMENT`), for messages people read and labels machines read alike.
-pub fn name(code: tonic::Code) -> &'static str {
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",
@@ -30,6 +42,14 @@ pub fn name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_deadline_becomes_the_grpc_timeout_header() {
+        let request = super::with_deadline((), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(request.metadata().get("grpc-timeout").unwrap(), "1500000u");
+        let request = super::with_deadline((), None);
+        assert!(request.metadata().get("grpc-timeout").is_none());
+    }
+
+    #[test]
     fn every_code_has_its_canonical_name() {
         // In the order of their numbers, as the gRPC specification lists them.
         let names = [
@@ -53,7 +73,7 @@ mod tests {
         ];
         for (number, name) in names.into_iter().enumerate() {
             assert_eq!(
-                super::name(tonic::Code::from_i32(number as i32)),
+                super::code_name(tonic::Code::from_i32(number as i32)),
                 name,
                 "code {number}"
             );
