@@ -9,11 +9,7 @@ use greeter_e2e::{in_every_browser, start_page_server, Browser, BrowserKind};
 use hello_proto::{greeter_stats_client::GreeterStatsClient, StreamStats, StreamStatsRequest};
 
 async fn stream_stats(url: &str) -> StreamStats {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(url).await;
     GreeterStatsClient::new(channel)
         .get_stream_stats(StreamStatsRequest {})
         .await

@@ -24,15 +24,14 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http::{Request, Response};
-use http_body::Frame;
 use pin_project_lite::pin_project;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use crate::body::{BodyGuard, GuardedBody};
 use crate::metrics::Metrics;
 
 /// A connection's place in the server; released (permit and gauge) when the last holder drops it.
@@ -173,7 +172,7 @@ impl Drop for ConnectionSlot {
 }
 
 /// A request in flight on a connection, from its arrival to the end of its response body.
-struct RequestInFlight(Arc<ConnectionSlot>);
+pub struct RequestInFlight(Arc<ConnectionSlot>);
 
 impl RequestInFlight {
     fn new(slot: &Arc<ConnectionSlot>) -> Self {
@@ -246,41 +245,11 @@ where
         let this = self.project();
         let response = std::task::ready!(this.call.poll(cx))?;
         let in_flight = this.in_flight.take().expect("polled after completion");
-        Poll::Ready(Ok(response.map(|inner| TrackedBody {
-            inner,
-            _in_flight: in_flight,
-        })))
+        Poll::Ready(Ok(response.map(|inner| GuardedBody::new(inner, in_flight))))
     }
 }
 
-pin_project! {
-    /// A response body that keeps its request in flight until it ends or is dropped.
-    pub struct TrackedBody<B> {
-        #[pin]
-        inner: B,
-        _in_flight: RequestInFlight,
-    }
-}
+/// A response body that keeps its request in flight until it ends or is dropped.
+pub type TrackedBody<B> = GuardedBody<B, RequestInFlight>;
 
-impl<B> http_body::Body for TrackedBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
+impl BodyGuard for RequestInFlight {}

@@ -27,6 +27,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tonic::{server::NamedService, Code, Status};
 use tower::{Layer, Service};
 
+use crate::body::{BodyGuard, GuardedBody};
 use crate::{
     limits::CallLimit,
     metrics::{MethodStats, Metrics},
@@ -174,52 +175,24 @@ where
         }
         // A trailers-only response (an error before any message) carries its status in the headers.
         record.code = grpc_code(response.headers());
-        Poll::Ready(Ok(response.map(|inner| CallBody { inner, record })))
+        Poll::Ready(Ok(response.map(|inner| GuardedBody::new(inner, record))))
     }
 }
 
-pin_project! {
-    /// A gated call's response body: it holds the call's record (and its permit) until it ends or
-    /// is dropped, and reads the status from the trailers as they pass.
-    pub struct CallBody<B> {
-        #[pin]
-        inner: B,
-        record: CallRecord,
-    }
-}
+/// A gated call's response body: it holds the call's record (and its permit) until it ends or is
+/// dropped, and reads the status from the trailers as they pass.
+pub type CallBody<B> = GuardedBody<B, CallRecord>;
 
-impl<B> http_body::Body for CallBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
-                this.record.code = Some(code);
-            }
+impl BodyGuard for CallRecord {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
+            self.code = Some(code);
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
 /// One call's record, written when its response ends (or is dropped).
-struct CallRecord {
+pub struct CallRecord {
     stats: Arc<MethodStats>,
     metrics: Arc<Metrics>,
     span: tracing::Span,

@@ -43,6 +43,7 @@
 //! ```
 
 pub mod accept;
+pub mod body;
 pub mod catalog;
 pub mod connection;
 pub mod cors;

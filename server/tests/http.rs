@@ -246,11 +246,7 @@ async fn unknown_services_and_methods_are_unimplemented() {
     }
 
     // Native gRPC to an unknown method, with a hand-made path on the generated client's channel.
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(server.url()).await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let status = grpc

@@ -13,11 +13,7 @@ use tonic_reflection::pb::v1::{
 };
 
 async fn channel(server: &TestServer) -> Channel {
-    Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    test_support::channel(server.url()).await
 }
 
 #[tokio::test]

@@ -152,11 +152,7 @@ async fn drains_on(signal: libc::c_int) {
     let mut server = ServerProcess::start(&["--drain-timeout", "20s"]).await;
     let mut client = server.native_client().await;
 
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(server.url()).await;
     let mut health = HealthClient::new(channel)
         .watch(HealthCheckRequest {
             service: "hello.Greeter".into(),

@@ -29,16 +29,28 @@ fn names(
 }
 
 async fn stats(server: &TestServer) -> StreamStats {
-    let channel = Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(server.url()).await;
     GreeterStatsClient::new(channel)
         .get_stream_stats(StreamStatsRequest {})
         .await
         .unwrap()
         .into_inner()
+}
+
+/// A server with default settings and a native client to it.
+async fn server_and_client() -> (TestServer, GreeterClient<Channel>) {
+    let server = TestServer::start(|_| {}).await;
+    let client = native_client(&server).await;
+    (server, client)
+}
+
+/// Waits (up to 5 s) until one stream has ended as `outcome` counts and none is active, asserts
+/// so, stops the server and returns the final counters.
+async fn stop_after_one(server: TestServer, outcome: fn(&StreamStats) -> u64) -> StreamStats {
+    let stats = wait_for_stats(&server, |s| outcome(s) == 1 && s.active == 0).await;
+    assert_eq!((outcome(&stats), stats.active), (1, 0), "{stats:?}");
+    server.stop().await;
+    stats
 }
 
 /// Waits (up to 5 s) until the server's stream counters satisfy `done`.
@@ -55,8 +67,7 @@ async fn wait_for_stats(server: &TestServer, done: impl Fn(&StreamStats) -> bool
 
 #[tokio::test]
 async fn server_streaming_sends_count_greetings_in_order() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let replies: Vec<String> = client
         .say_hello_stream(stream_request("Ann", 5, 10))
         .await
@@ -71,9 +82,8 @@ async fn server_streaming_sends_count_greetings_in_order() {
             .map(|i| format!("Hello #{i}, Ann"))
             .collect::<Vec<_>>()
     );
-    let stats = wait_for_stats(&server, |s| s.completed == 1).await;
-    assert_eq!((stats.started, stats.completed, stats.active), (1, 1, 0));
-    server.stop().await;
+    let stats = stop_after_one(server, |s| s.completed).await;
+    assert_eq!(stats.started, 1);
 }
 
 #[tokio::test]
@@ -97,8 +107,7 @@ async fn server_streaming_over_grpc_web() {
 
 #[tokio::test]
 async fn server_streaming_rejects_out_of_range_arguments() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     for (request, message) in [
         (
             stream_request("A", 0, 0),
@@ -123,8 +132,7 @@ async fn server_streaming_rejects_out_of_range_arguments() {
 
 #[tokio::test]
 async fn server_streaming_ends_with_deadline_exceeded() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let mut request = Request::new(stream_request("Slow", 10, 1000));
     request.set_timeout(Duration::from_millis(1500));
     let mut stream = client.say_hello_stream(request).await.unwrap().into_inner();
@@ -140,15 +148,12 @@ async fn server_streaming_ends_with_deadline_exceeded() {
     // Greetings at 0 and 1000 ms fit in 1500 ms; the one at 2000 ms does not. Half a second
     // either side, so a loaded machine's late timer cannot change the count.
     assert_eq!(received, ["Hello #1, Slow", "Hello #2, Slow"]);
-    let stats = wait_for_stats(&server, |s| s.failed == 1).await;
-    assert_eq!((stats.failed, stats.active), (1, 0));
-    server.stop().await;
+    stop_after_one(server, |s| s.failed).await;
 }
 
 #[tokio::test]
 async fn dropping_a_server_stream_stops_it_on_the_server() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let mut stream = client
         .say_hello_stream(stream_request("Gone", 1000, 20))
         .await
@@ -160,15 +165,13 @@ async fn dropping_a_server_stream_stops_it_on_the_server() {
     );
     assert_eq!(stats(&server).await.active, 1);
     drop(stream);
-    let stats = wait_for_stats(&server, |s| s.cancelled == 1).await;
-    assert_eq!((stats.cancelled, stats.active, stats.completed), (1, 0, 0));
-    server.stop().await;
+    let stats = stop_after_one(server, |s| s.cancelled).await;
+    assert_eq!(stats.completed, 0);
 }
 
 #[tokio::test]
 async fn client_streaming_greets_every_name_in_order() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let sent: Vec<String> = (1..=1000).map(|i| format!("n{i}")).collect();
     let summary = client
         .say_hello_to_all(names(sent.clone()))
@@ -194,8 +197,7 @@ async fn client_streaming_greets_every_name_in_order() {
 
 #[tokio::test]
 async fn client_streaming_names_the_bad_name() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let status = client
         .say_hello_to_all(names(["a".into(), "b".into(), "".into(), "d".into()]))
         .await
@@ -222,15 +224,12 @@ async fn client_streaming_ends_with_deadline_exceeded() {
         status.message(),
         "deadline exceeded before the call completed"
     );
-    let stats = wait_for_stats(&server, |s| s.failed == 1).await;
-    assert_eq!((stats.failed, stats.active), (1, 0));
-    server.stop().await;
+    stop_after_one(server, |s| s.failed).await;
 }
 
 #[tokio::test]
 async fn bidi_answers_each_name_before_the_next_is_sent() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let (names_tx, names_rx) = tokio::sync::mpsc::channel(1);
     let mut replies = client
         .chat(tokio_stream::wrappers::ReceiverStream::new(names_rx))
@@ -250,15 +249,12 @@ async fn bidi_answers_each_name_before_the_next_is_sent() {
     }
     drop(names_tx);
     assert!(replies.message().await.unwrap().is_none());
-    let stats = wait_for_stats(&server, |s| s.completed == 1).await;
-    assert_eq!((stats.completed, stats.active), (1, 0));
-    server.stop().await;
+    stop_after_one(server, |s| s.completed).await;
 }
 
 #[tokio::test]
 async fn bidi_ends_at_a_bad_name_with_its_number() {
-    let server = TestServer::start(|_| {}).await;
-    let mut client = native_client(&server).await;
+    let (server, mut client) = server_and_client().await;
     let mut replies = client
         .chat(names(["ok".into(), "x".repeat(2000)]))
         .await
@@ -297,9 +293,7 @@ async fn cancelling_a_bidi_call_stops_it_on_the_server() {
     );
     drop(replies);
     drop(names_tx);
-    let stats = wait_for_stats(&server, |s| s.cancelled == 1).await;
-    assert_eq!((stats.cancelled, stats.active), (1, 0));
-    server.stop().await;
+    stop_after_one(server, |s| s.cancelled).await;
 }
 
 #[tokio::test]
@@ -334,7 +328,5 @@ async fn a_client_that_stops_reading_stalls_the_stream_instead_of_filling_memory
         received += 1;
     }
     assert_eq!(received, 1000);
-    let done = wait_for_stats(&server, |s| s.completed == 1).await;
-    assert_eq!((done.active, done.completed), (0, 1));
-    server.stop().await;
+    stop_after_one(server, |s| s.completed).await;
 }

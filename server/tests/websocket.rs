@@ -293,11 +293,7 @@ async fn many_concurrent_sockets() {
 }
 
 async fn stream_stats(server: &TestServer) -> hello_proto::StreamStats {
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(server.url()).await;
     hello_proto::greeter_stats_client::GreeterStatsClient::new(channel)
         .get_stream_stats(StreamStatsRequest {})
         .await

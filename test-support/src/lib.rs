@@ -18,6 +18,18 @@ pub mod websocket;
 #[cfg(feature = "server")]
 pub use in_process::InProcess;
 
+/// A native gRPC channel (HTTP/2 over plain TCP) to the server at `url`, connected now; panics if
+/// it cannot connect.
+#[cfg(feature = "server")]
+pub async fn channel(url: impl Into<String>) -> tonic::transport::Channel {
+    let url = url.into();
+    tonic::transport::Endpoint::from_shared(url.clone())
+        .unwrap_or_else(|e| panic!("{url} is not a URL: {e}"))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
 /// Decodes `%XX` escapes, as grpc-message values use them.
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();

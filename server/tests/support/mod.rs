@@ -77,11 +77,7 @@ fn write_page(dir: &Path) {
 
 /// The generated client over tonic's native HTTP/2 channel.
 pub async fn native_client(server: &TestServer) -> GreeterClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = test_support::channel(server.url()).await;
     GreeterClient::new(channel)
 }
 
@@ -242,11 +238,7 @@ impl ServerProcess {
 
     /// The generated client over a native HTTP/2 channel to this server.
     pub async fn native_client(&self) -> GreeterClient<tonic::transport::Channel> {
-        let channel = tonic::transport::Endpoint::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = test_support::channel(self.url()).await;
         GreeterClient::new(channel)
     }
 
