@@ -162,6 +162,15 @@ async fn connect(cli: &Cli) -> Result<Channel, Failure> {
         .map_err(|e| unreachable(error_chain(&e)))
 }
 
+/// The response of a call, or its status as the failure.
+async fn answer<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Failure> {
+    call.await
+        .map(tonic::Response::into_inner)
+        .map_err(Failure::Status)
+}
+
 async fn call(
     cli: &Cli,
     mut client: GreeterClient<Channel>,
@@ -170,44 +179,32 @@ async fn call(
     match &cli.command {
         Command::SayHello => {
             let name = one_name(cli)?;
-            let reply = client
-                .say_hello(with_deadline(HelloRequest { name }, cli.deadline))
-                .await
-                .map_err(Failure::Status)?;
-            writeln!(out, "{}", reply.into_inner().message)?;
+            let reply =
+                answer(client.say_hello(with_deadline(HelloRequest { name }, cli.deadline)))
+                    .await?;
+            writeln!(out, "{}", reply.message)?;
         }
         Command::SayHelloStream { count, interval_ms } => {
             let name = one_name(cli)?;
-            let replies = client
-                .say_hello_stream(with_deadline(
-                    HelloStreamRequest {
-                        name,
-                        count: *count,
-                        interval_ms: *interval_ms,
-                    },
-                    cli.deadline,
-                ))
-                .await
-                .map_err(Failure::Status)?
-                .into_inner();
+            let request = HelloStreamRequest {
+                name,
+                count: *count,
+                interval_ms: *interval_ms,
+            };
+            let replies =
+                answer(client.say_hello_stream(with_deadline(request, cli.deadline))).await?;
             print_replies(replies, out).await?;
         }
         Command::SayHelloToAll => {
-            let summary = client
-                .say_hello_to_all(with_deadline(tokio_stream::iter(names(cli)), cli.deadline))
-                .await
-                .map_err(Failure::Status)?
-                .into_inner();
+            let names = with_deadline(tokio_stream::iter(names(cli)), cli.deadline);
+            let summary = answer(client.say_hello_to_all(names)).await?;
             for message in summary.messages {
                 writeln!(out, "{message}")?;
             }
         }
         Command::Chat => {
-            let replies = client
-                .chat(with_deadline(tokio_stream::iter(names(cli)), cli.deadline))
-                .await
-                .map_err(Failure::Status)?
-                .into_inner();
+            let names = with_deadline(tokio_stream::iter(names(cli)), cli.deadline);
+            let replies = answer(client.chat(names)).await?;
             print_replies(replies, out).await?;
         }
     }

@@ -53,6 +53,11 @@ async fn stop_after_one(server: TestServer, outcome: fn(&StreamStats) -> u64) ->
     stats
 }
 
+/// The next greeting on an open stream of replies.
+async fn next_message(replies: &mut tonic::Streaming<hello_proto::HelloReply>) -> String {
+    replies.message().await.unwrap().unwrap().message
+}
+
 /// Waits (up to 5 s) until the server's stream counters satisfy `done`.
 async fn wait_for_stats(server: &TestServer, done: impl Fn(&StreamStats) -> bool) -> StreamStats {
     for _ in 0..100 {
@@ -159,10 +164,7 @@ async fn dropping_a_server_stream_stops_it_on_the_server() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        stream.message().await.unwrap().unwrap().message,
-        "Hello #1, Gone"
-    );
+    assert_eq!(next_message(&mut stream).await, "Hello #1, Gone");
     assert_eq!(stats(&server).await.active, 1);
     drop(stream);
     let stats = stop_after_one(server, |s| s.cancelled).await;
@@ -260,10 +262,7 @@ async fn bidi_ends_at_a_bad_name_with_its_number() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        replies.message().await.unwrap().unwrap().message,
-        "Hello, ok"
-    );
+    assert_eq!(next_message(&mut replies).await, "Hello, ok");
     let status = replies.message().await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
@@ -287,10 +286,7 @@ async fn cancelling_a_bidi_call_stops_it_on_the_server() {
         .send(HelloRequest { name: "a".into() })
         .await
         .unwrap();
-    assert_eq!(
-        replies.message().await.unwrap().unwrap().message,
-        "Hello, a"
-    );
+    assert_eq!(next_message(&mut replies).await, "Hello, a");
     drop(replies);
     drop(names_tx);
     stop_after_one(server, |s| s.cancelled).await;

@@ -2,9 +2,9 @@
 //! greeting appears as soon as the server answers, both directions open until End.
 
 use futures_util::StreamExt;
-use leptos::{prelude::*, task::spawn_local};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, NameStream, NameStreamForm, StatusLine};
+use super::{CallState, Deadline, NameStream, StatusLine};
 use crate::api::GreeterApi;
 
 /// One line of the conversation.
@@ -18,6 +18,7 @@ enum Line {
 pub fn Chat() -> impl IntoView {
     let api = expect_context::<GreeterApi>();
     let deadline = expect_context::<Deadline>();
+    let name = RwSignal::new(String::new());
     let lines = RwSignal::new(Vec::<Line>::new());
     let state = RwSignal::new(CallState::Idle);
     let names = NameStream::new();
@@ -42,19 +43,30 @@ pub fn Chat() -> impl IntoView {
             state.set(CallState::Ended(result));
         });
     };
+    let send = move |event: SubmitEvent| {
+        event.prevent_default();
+        if !names.is_open() {
+            open_call();
+        }
+        let next = name.get_untracked();
+        if names.send(next.clone()) {
+            lines.update(|all| all.push(Line::Sent(next)));
+            name.set(String::new());
+        }
+    };
+    let end = move |_| names.close();
+    let running = move || state.get().is_running();
 
     view! {
         <section class="panel">
             <h2>"Bidirectional streaming"</h2>
-            <NameStreamForm
-                id="chat"
-                send="Send"
-                end="End"
-                names
-                state
-                open_call
-                on_sent=move |next| lines.update(|all| all.push(Line::Sent(next)))
-            />
+            <form on:submit=send>
+                <input id="chat-name" type="text" placeholder="Name" bind:value=name />
+                <button id="chat-send" type="submit">"Send"</button>
+                <button id="chat-end" type="button" disabled=move || !running() on:click=end>
+                    "End"
+                </button>
+            </form>
             <ol id="chat-log" class="conversation">
                 <For each=move || lines.get().into_iter().enumerate() key=|(i, _)| *i let((_, line))>
                     {match line {

@@ -2,15 +2,16 @@
 //! user presses Finish.
 
 use hello_proto::HelloSummary;
-use leptos::{prelude::*, task::spawn_local};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, NameStream, NameStreamForm, StatusLine};
+use super::{CallState, Deadline, NameStream, StatusLine};
 use crate::api::GreeterApi;
 
 #[component]
 pub fn ClientStream() -> impl IntoView {
     let api = expect_context::<GreeterApi>();
     let deadline = expect_context::<Deadline>();
+    let name = RwSignal::new(String::new());
     let sent = RwSignal::new(Vec::<String>::new());
     let summary = RwSignal::new(None::<HelloSummary>);
     let state = RwSignal::new(CallState::Idle);
@@ -32,19 +33,30 @@ pub fn ClientStream() -> impl IntoView {
             summary.set(result.ok());
         });
     };
+    let add = move |event: SubmitEvent| {
+        event.prevent_default();
+        if !names.is_open() {
+            open_call();
+        }
+        let next = name.get_untracked();
+        if names.send(next.clone()) {
+            sent.update(|all| all.push(next));
+            name.set(String::new());
+        }
+    };
+    let finish = move |_| names.close();
+    let running = move || state.get().is_running();
 
     view! {
         <section class="panel">
             <h2>"Client streaming"</h2>
-            <NameStreamForm
-                id="all"
-                send="Add"
-                end="Finish"
-                names
-                state
-                open_call
-                on_sent=move |next| sent.update(|all| all.push(next))
-            />
+            <form on:submit=add>
+                <input id="all-name" type="text" placeholder="Name" bind:value=name />
+                <button id="all-add" type="submit">"Add"</button>
+                <button id="all-finish" type="button" disabled=move || !running() on:click=finish>
+                    "Finish"
+                </button>
+            </form>
             <p class="hint">"Sent: " <span id="all-sent">{move || sent.get().join(", ")}</span></p>
             <ol id="all-summary">
                 {move || {

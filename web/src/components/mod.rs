@@ -1,6 +1,6 @@
 //! The page's components: [`App`] provides the client and the deadline to everything below it;
 //! one panel per RPC kind ([`SayHello`], [`ServerStream`], [`ClientStream`], [`Chat`]); and the
-//! small pieces they share ([`Outcome`], [`StatusLine`], [`DeadlineField`], [`NameStreamForm`]).
+//! small pieces they share ([`Outcome`], [`StatusLine`], [`DeadlineField`]).
 
 mod app;
 mod chat;
@@ -16,7 +16,7 @@ pub use app::App;
 pub use chat::Chat;
 pub use client_stream::ClientStream;
 pub use deadline::{Deadline, DeadlineField};
-pub use name_stream::{NameStream, NameStreamForm};
+pub use name_stream::NameStream;
 pub use outcome::Outcome;
 pub use say_hello::SayHello;
 pub use server_stream::ServerStream;

@@ -1,11 +1,8 @@
 //! The request side of a streaming call the page holds open: names go out as they are entered,
-//! and the call's request stream ends when the user says so. [`NameStreamForm`] is the form
-//! both streaming-request panels use for it.
+//! and the call's request stream ends when the user says so.
 
 use futures_channel::mpsc;
-use leptos::{ev::SubmitEvent, prelude::*};
-
-use super::CallState;
+use leptos::prelude::*;
 
 /// An open request stream of names, or none. Copy, so every handler of a panel can hold it.
 #[derive(Debug, Clone, Copy)]
@@ -45,48 +42,5 @@ impl NameStream {
 impl Default for NameStream {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// A name field, a submit button that sends the name (opening the call with `open_call` first
-/// when none is open) and a button, enabled while the call runs, that ends the request stream.
-/// Element ids are `{id}-name`, `{id}-{send}` and `{id}-{end}`, lowercased.
-#[component]
-pub fn NameStreamForm<O, S>(
-    id: &'static str,
-    send: &'static str,
-    end: &'static str,
-    names: NameStream,
-    state: RwSignal<CallState>,
-    open_call: O,
-    on_sent: S,
-) -> impl IntoView
-where
-    O: Fn() + 'static,
-    S: Fn(String) + 'static,
-{
-    let name = RwSignal::new(String::new());
-    let submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        if !names.is_open() {
-            open_call();
-        }
-        let next = name.get_untracked();
-        if names.send(next.clone()) {
-            on_sent(next);
-            name.set(String::new());
-        }
-    };
-    let running = move || state.get().is_running();
-    let element_id = move |part: &str| format!("{id}-{}", part.to_lowercase());
-
-    view! {
-        <form on:submit=submit>
-            <input id=element_id("name") type="text" placeholder="Name" bind:value=name />
-            <button id=element_id(send) type="submit">{send}</button>
-            <button id=element_id(end) type="button" disabled=move || !running() on:click=move |_| names.close()>
-                {end}
-            </button>
-        </form>
     }
 }
