@@ -15,6 +15,7 @@ async fn start_server() -> (SocketAddr, InProcess) {
 /// Starts a server with `configure` applied to its default configuration.
 async fn start_server_with(configure: impl FnOnce(&mut Config)) -> (SocketAddr, InProcess) {
     let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.serve.shutdown_delay = std::time::Duration::ZERO;
     configure(&mut config);
     let server = InProcess::start(greeter_server::app::server(&config)).await;
     (server.addr, server)

@@ -41,8 +41,9 @@ pub struct RunningServer {
     _server: test_support::InProcess,
 }
 
-/// Starts a server with `config` (whose address may have port 0).
-pub async fn start_server(config: greeter_server::Config) -> RunningServer {
+/// Starts a server with `config` (whose address may have port 0), with no shutdown delay.
+pub async fn start_server(mut config: greeter_server::Config) -> RunningServer {
+    config.serve.shutdown_delay = Duration::ZERO;
     let server = test_support::InProcess::start(greeter_server::app::server(&config)).await;
     RunningServer {
         url: format!("{}/", server.url()),

@@ -55,6 +55,7 @@ pub mod log_summary;
 pub mod logging;
 pub mod metrics;
 pub mod options;
+pub mod readiness;
 pub mod stack;
 pub mod tls;
 pub mod web_assets;
@@ -165,9 +166,11 @@ impl Server {
         bind(self.options.addr).await
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains: health goes NOT_SERVING,
-    /// [`Server::draining`] fires, the listener closes, and open calls get up to the drain
-    /// timeout to finish.
+    /// Serves on `listener` until `shutdown` completes, then stops without losing a call:
+    /// `/readyz` and health go NOT_SERVING at once; everything is still served for the shutdown
+    /// delay, so load balancers stop sending calls; then the drain: [`Server::draining`] fires,
+    /// the listener closes, HTTP/2 connections get a graceful GOAWAY, and open calls get up to the
+    /// drain timeout to finish.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -195,23 +198,31 @@ impl Server {
                     .expect("loading the page does not panic")
             }
         };
+        let readiness = readiness::Readiness::new();
         let stack::App {
             service,
             health,
             metrics,
-        } = stack::app(&options, hosted, page);
+        } = stack::app(&options, hosted, page, &readiness);
         for name in &names {
             health
                 .set_service_status(name, tonic_health::ServingStatus::Serving)
                 .await;
         }
+        let shutdown_delay = options.shutdown_delay;
         let shutdown = async {
             shutdown.await;
-            // Health checks say so first, so load balancers stop sending new calls while we drain.
+            // Readiness and health say so first, and the replica serves on for the delay, so load
+            // balancers stop sending new calls before any connection closes.
+            readiness.stop();
             for name in names.iter().copied().chain([""]) {
                 health
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
                     .await;
+            }
+            if !shutdown_delay.is_zero() {
+                tracing::info!(?shutdown_delay, "not ready; serving on before the drain");
+                tokio::time::sleep(shutdown_delay).await;
             }
             // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
             draining.cancel();

@@ -64,8 +64,15 @@ pub struct Options {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// On SIGINT or SIGTERM: how long open calls may take to finish before their connections are
-    /// closed. Streams end at once with UNAVAILABLE; unary calls in flight complete.
+    /// On SIGINT or SIGTERM: how long to go on serving while saying it is not ready (`/readyz`
+    /// 503, health NOT_SERVING), so load balancers stop sending calls before the drain begins.
+    /// `0s` drains at once.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Once the drain begins (after --shutdown-delay): how long open calls may take to finish
+    /// before their connections are closed. Streams end at once with UNAVAILABLE; unary calls in
+    /// flight complete.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
@@ -249,6 +256,8 @@ mod tests {
     fn durations_take_a_unit() {
         let options = parse(&["--drain-timeout", "250ms"]).unwrap();
         assert_eq!(options.drain_timeout, Duration::from_millis(250));
+        let options = parse(&["--shutdown-delay", "0s"]).unwrap();
+        assert_eq!(options.shutdown_delay, Duration::ZERO);
         let options = parse(&["--max-call-duration", "2m"]).unwrap();
         assert_eq!(options.max_call_duration, Some(Duration::from_secs(120)));
         assert!(parse(&["--drain-timeout", "10"]).is_err());

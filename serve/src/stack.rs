@@ -17,6 +17,7 @@ use crate::{
     gate::CallGate,
     limits::CallLimit,
     metrics::Metrics,
+    readiness::{Readiness, ReadinessLayer, ReadinessService},
     web_assets::{self, AssetStore},
     Hosted, Options,
 };
@@ -29,16 +30,16 @@ pub struct App {
     pub metrics: Arc<Metrics>,
 }
 
-/// The whole application as one HTTP service: the origin policy in front of the WebSocket
-/// transport in front of the router. Both wrap the router whole rather than each of its routes,
-/// so a call pays for each of them once.
-pub type AppService = OriginGuard<GrpcWebSocket<Router>>;
+/// The whole application as one HTTP service: readiness (its probes, and `Connection: close` once
+/// stopping), then the origin policy, then the WebSocket transport, in front of the router. Each wraps the router whole
+/// rather than each of its routes, so a call pays for each of them once.
+pub type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
 
 /// The whole application: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
-pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore) -> App {
+pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore, readiness: &Readiness) -> App {
     let operational = [
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
@@ -127,7 +128,8 @@ pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore) -> App {
     let policy = OriginPolicy::from_options(options);
     tracing::info!("answering requests for {}", policy.hosts().describe());
     App {
-        service: OriginGuardLayer::new(policy).layer(router),
+        service: ReadinessLayer::new(readiness.clone())
+            .layer(OriginGuardLayer::new(policy).layer(router)),
         health,
         metrics,
     }

@@ -505,14 +505,14 @@ async fn serve_call<S, ResBody>(
         let respond = respond(inner.oneshot(request), &mut sink);
         tokio::pin!(respond);
         tokio::select! {
-            end = &mut read_client => Some(end),
-            () = &mut respond => None,
+            end = &mut read_client => Err(end),
+            code = &mut respond => Ok(code),
         }
         // Leaving this block drops the call if it is still running: that is the cancellation.
     };
     match client_end {
-        None => close(&mut sink).await,
-        Some(ClientEnd::Violation(status)) => {
+        Ok(code) => close(&mut sink, code).await,
+        Err(ClientEnd::Violation(status)) => {
             tracing::debug!(
                 path,
                 message = status.message(),
@@ -520,7 +520,7 @@ async fn serve_call<S, ResBody>(
             );
             end_with_status(&mut sink, status).await;
         }
-        Some(ClientEnd::Vanished) => tracing::debug!(path, "client left during the call"),
+        Err(ClientEnd::Vanished) => tracing::debug!(path, "client left during the call"),
     }
 }
 
@@ -633,7 +633,11 @@ async fn read_client(
 }
 
 /// Sends the response over the socket: a header frame, the body's data frames, the trailers.
-async fn respond<F, B>(call: F, sink: &mut futures_util::stream::SplitSink<Socket, Message>)
+/// Returns the call's status code, once sent.
+async fn respond<F, B>(
+    call: F,
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+) -> Option<Code>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
     B: http_body::Body<Data = Bytes>,
@@ -645,11 +649,13 @@ where
         let status = Status::unknown(format!("the server answered HTTP {}", parts.status));
         return send_status(sink, status).await;
     }
+    // A trailers-only response carries its status here.
+    let mut code = grpc_status(&parts.headers);
     if send(sink, protocol::encode_header_frame(&parts.headers))
         .await
         .is_err()
     {
-        return;
+        return None;
     }
     tokio::pin!(body);
     while let Some(frame) = body.frame().await {
@@ -657,7 +663,10 @@ where
             Ok(frame) => match frame.into_data() {
                 Ok(data) => data,
                 Err(frame) => match frame.into_trailers() {
-                    Ok(trailers) => protocol::encode_header_frame(&trailers),
+                    Ok(trailers) => {
+                        code = grpc_status(&trailers);
+                        protocol::encode_header_frame(&trailers)
+                    }
                     Err(_) => continue,
                 },
             },
@@ -668,23 +677,38 @@ where
         };
         // Waits for the frame to be written: a client that stops reading holds the stream here.
         if send(sink, message).await.is_err() {
-            return;
+            return None;
         }
     }
+    code
 }
 
 /// A status as a header frame: trailers-only when nothing else was sent, trailers otherwise.
-async fn send_status(sink: &mut futures_util::stream::SplitSink<Socket, Message>, status: Status) {
+/// Returns its code, once sent.
+async fn send_status(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    status: Status,
+) -> Option<Code> {
+    let code = status.code();
     let response = status.into_http::<()>();
-    let _ = send(sink, protocol::encode_header_frame(response.headers())).await;
+    send(sink, protocol::encode_header_frame(response.headers()))
+        .await
+        .ok()
+        .map(|()| code)
 }
 
 async fn end_with_status(
     sink: &mut futures_util::stream::SplitSink<Socket, Message>,
     status: Status,
 ) {
-    send_status(sink, status).await;
-    close(sink).await;
+    let code = send_status(sink, status).await;
+    close(sink, code).await;
+}
+
+/// The `grpc-status` in `headers`, if any.
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    Some(Code::from_i32(value.parse().ok()?))
 }
 
 /// Sends `bytes` in messages of at most [`MAX_SENT_MESSAGE`] bytes, each once the previous one is
@@ -700,10 +724,17 @@ async fn send(
     sink.send(Message::Binary(bytes)).await
 }
 
-async fn close(sink: &mut futures_util::stream::SplitSink<Socket, Message>) {
+/// Closes the socket after a call that ended with `code`: 1001 (going away) after UNAVAILABLE,
+/// which is how a server that is shutting down ends its streams, so the client knows to reconnect;
+/// 1000 (normal) otherwise.
+async fn close(sink: &mut futures_util::stream::SplitSink<Socket, Message>, code: Option<Code>) {
+    let close_code = match code {
+        Some(Code::Unavailable) => CloseCode::Away,
+        _ => CloseCode::Normal,
+    };
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
+            code: close_code,
             reason: "".into(),
         })))
         .await;

@@ -69,19 +69,7 @@ pub fn run() -> Result {
     let tools = setup::tools(true)?;
     setup::debian_packages(&["nghttp2-client"])?;
     let root = workspace_root();
-    page::build_release(&tools)?;
-    // The release server embeds the page just built.
-    process::run(tools.command("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "greeter-server",
-        "-p",
-        "greeter-bench",
-        "-p",
-        "greeter-cli",
-    ]))?;
+    page::build_release_server(&tools, &["greeter-bench", "greeter-cli"])?;
     for dir in ["interop", "bench/browser"] {
         process::run(tools.command("npm").current_dir(root.join(dir)).args([
             "ci",

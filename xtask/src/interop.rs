@@ -101,7 +101,8 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
                 "--addr",
                 &format!("127.0.0.1:{ours_port}"),
             ])
-            .env("RUST_LOG", "warn"),
+            .env("RUST_LOG", "warn")
+            .env("GREETER_SHUTDOWN_DELAY", "0s"),
     )?;
     ours_process.wait_for_port(ours_port, Duration::from_secs(30))?;
 

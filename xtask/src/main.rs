@@ -7,10 +7,12 @@
 //!   suite, end to end.
 //! - `cargo xtask interop`: the interop suite alone (third-party clients and servers, a matrix).
 //! - `cargo xtask bench`: the benchmark table (BENCHMARKS.md).
+//! - `cargo xtask cluster [--replicas N] [--port P] [--roll]`: replicas behind HAProxy.
 //!
 //! Each is safe to repeat: installs are skipped when the pinned version is already there.
 
 mod bench;
+mod cluster;
 mod interop;
 mod page;
 mod process;
@@ -52,6 +54,19 @@ enum Command {
     },
     /// Build the page in release into dist/ and print its size.
     BuildPage,
+    /// Run replicas of the release server behind HAProxy (deploy/haproxy.cfg) until Ctrl-C.
+    Cluster {
+        /// How many replicas.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// HAProxy's front port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Once all are up, restart the replicas one at a time, each after the previous one is
+        /// back in rotation.
+        #[arg(long)]
+        roll: bool,
+    },
 }
 
 /// What every step fails with: a message for the person at the terminal.
@@ -72,6 +87,11 @@ fn main() -> ExitCode {
         }),
         Command::Setup { tests } => setup::tools(tests).map(|_| ()),
         Command::BuildPage => setup::tools(false).and_then(|tools| page::build_release(&tools)),
+        Command::Cluster {
+            replicas,
+            port,
+            roll,
+        } => cluster::run(replicas, port, roll),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,24 @@ pub fn build_release(tools: &Tools) -> Result {
     print_sizes(&root.join("dist"))
 }
 
+/// Builds the page, then the release server, which embeds it (the one file is the whole app),
+/// and `packages` besides.
+pub fn build_release_server(tools: &Tools, packages: &[&str]) -> Result {
+    build_release(tools)?;
+    let mut command = tools.command("cargo");
+    command.current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "greeter-server",
+    ]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    process::run(&mut command)
+}
+
 /// Prints each file's size raw and gzipped, and the wasm + JS total the page needs.
 fn print_sizes(dist: &Path) -> Result {
     let mut rows = Vec::new();

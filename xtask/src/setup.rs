@@ -88,13 +88,15 @@ pub fn tools(for_tests: bool) -> Result<Tools> {
     wasm_opt(&tools, &root)?;
 
     if for_tests {
-        // The browsers, and gRPC's Ruby interop client with the interop contract it speaks.
+        // The browsers, gRPC's Ruby interop client with the interop contract it speaks, and HAProxy.
         debian_packages(&[
             "chromium",
             "chromium-driver",
             "firefox-esr",
             "ruby-grpc",
             "grpc-proto",
+            // The load balancer of the cluster tests.
+            "haproxy",
         ])?;
         cargo_install(
             &tools,
@@ -111,6 +113,18 @@ pub fn tools(for_tests: bool) -> Result<Tools> {
         });
     }
     Ok(tools)
+}
+
+/// HAProxy, installed from Debian's packages when missing (`/usr/sbin` may not be on PATH).
+pub fn haproxy() -> Result<PathBuf> {
+    debian_packages(&["haproxy"])?;
+    let sbin = PathBuf::from("/usr/sbin/haproxy");
+    if sbin.is_file() {
+        return Ok(sbin);
+    }
+    process::output(Command::new("sh").args(["-c", "command -v haproxy"]))
+        .map(|path| PathBuf::from(path.trim()))
+        .ok_or_else(|| "haproxy is installed but not found on PATH".to_owned())
 }
 
 fn cargo_home() -> PathBuf {

@@ -25,6 +25,7 @@ const NATIVE: StepBounds = StepBounds::new(115, 30);
 const WASM: StepBounds = StepBounds::new(17, 15);
 const INTEROP_CASES: u64 = 24;
 const END_TO_END: StepBounds = StepBounds::new(9, 20);
+const CLUSTER: StepBounds = StepBounds::new(2, 10);
 
 struct StepBounds {
     at_least: u64,
@@ -120,6 +121,7 @@ fn run_steps() -> Tally {
             tally += Tally::failure(format!("the browser tests' server: {error}"));
             tally += native_tests(&tools, &root, test_tools);
             tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
+            tally += cluster_tests(&tools, &root);
             tally += end_to_end(&tools, &root);
             return tally;
         }
@@ -170,8 +172,33 @@ fn run_steps() -> Tally {
 
     println!("\nxtask: interop: third-party clients and servers");
     tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
+    tally += cluster_tests(&tools, &root);
     tally += end_to_end(&tools, &root);
     tally
+}
+
+/// Replicas of the debug server behind HAProxy, rolled under load (`deploy/tests`), one test at
+/// a time: each runs a cluster of its own.
+fn cluster_tests(tools: &Tools, root: &Path) -> Tally {
+    println!("\nxtask: cluster tests: replicas behind HAProxy, rolled under load");
+    let haproxy = match setup::haproxy() {
+        Ok(haproxy) => haproxy,
+        Err(error) => return Tally::failure(error),
+    };
+    process::run_tests(
+        tools
+            .command("cargo")
+            .current_dir(root)
+            .args(["test", "-p", "greeter-cluster", "--no-fail-fast", "--"])
+            .arg("--test-threads=1")
+            .env(
+                "GREETER_CLUSTER_SERVER",
+                root.join("target/debug/greeter-server"),
+            )
+            .env("HAPROXY", haproxy),
+        CLUSTER.within,
+    )
+    .at_least("the cluster tests", CLUSTER.at_least)
 }
 
 /// How long a check (format, lint, fuzzing) may take, its build included.
@@ -197,7 +224,8 @@ fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String
         tools
             .command(&root.join("target/debug/greeter-server").to_string_lossy())
             .args(["--dev", "--addr", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn"),
+            .env("RUST_LOG", "warn")
+            .env("GREETER_SHUTDOWN_DELAY", "0s"),
     )?;
     server.wait_for_port(port, Duration::from_secs(30))?;
     let dead_url = format!("http://127.0.0.1:{}", free_port()?);

@@ -15,7 +15,9 @@ use tonic::{transport::Channel, Code};
 
 /// The example's `main`, on an ephemeral port: stops when the sender is dropped.
 async fn start() -> (SocketAddr, oneshot::Sender<()>) {
-    let server = Server::new(Options::new("127.0.0.1:0".parse().unwrap()));
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap());
+    options.shutdown_delay = std::time::Duration::ZERO;
+    let server = Server::new(options);
     let room = Arc::new(Room::new(server.draining()));
     let server = server.add_service(ChatRoomServer::new(room), FILE_DESCRIPTOR_SET);
     let listener = server.bind().await.unwrap();

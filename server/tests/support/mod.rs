@@ -34,12 +34,14 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with `configure` applied to a default configuration on 127.0.0.1:0.
+    /// Starts a server with `configure` applied to a default configuration on 127.0.0.1:0 (with
+    /// no shutdown delay: no load balancer watches it).
     pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
         let static_dir = tempfile::tempdir().unwrap();
         write_page(static_dir.path());
         let mut config = Config::new("127.0.0.1:0".parse().unwrap());
         config.serve.static_dir = Some(static_dir.path().to_owned());
+        config.serve.shutdown_delay = std::time::Duration::ZERO;
         configure(&mut config);
         let server = InProcess::start(greeter_server::app::server(&config)).await;
         Self {
@@ -200,6 +202,8 @@ impl ServerProcess {
             .arg(format!("{ip}:{port}"))
             .args(args)
             .env("RUST_LOG", "info")
+            // No load balancer watches it; a test that needs the delay passes the flag.
+            .env("GREETER_SHUTDOWN_DELAY", "0s")
             .env_remove("GREETER_ALLOWED_HOSTS")
             .env_remove("GREETER_STATIC_DIR")
             .stdout(log.reopen().unwrap())

@@ -18,7 +18,7 @@ pub(super) struct Server {
 
 impl Server {
     /// Starts `command` with the arguments `args(port)` gives, and `INTEROP_PORT` and
-    /// `GREETER_ADDR` set for the servers that read those instead.
+    /// `GREETER_ADDR` set for the servers that read those instead (and no shutdown delay).
     pub(super) fn start(
         name: &'static str,
         command: &mut Command,
@@ -28,7 +28,8 @@ impl Server {
         command
             .args(args(port))
             .env("INTEROP_PORT", port.to_string())
-            .env("GREETER_ADDR", format!("127.0.0.1:{port}"));
+            .env("GREETER_ADDR", format!("127.0.0.1:{port}"))
+            .env("GREETER_SHUTDOWN_DELAY", "0s");
         let mut process = ChildProcess::spawn(command)?;
         process.wait_for_port(port, Duration::from_secs(30))?;
         Ok(Self {
