@@ -12,12 +12,14 @@ use std::{
 };
 
 use bytes::Bytes;
+use grpc_websocket::protocol::ServerFrame;
 use hello_proto::{HelloRequest, HelloStreamRequest};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
 use support::ServerProcess;
+use test_support::{raw, websocket::WsCall};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -301,4 +303,90 @@ async fn the_drain_timeout_cuts_off_a_client_that_never_finishes_its_call() {
     );
     // The client is disconnected with no response.
     assert_eq!(stalled.read_to_close().await, "");
+}
+
+/// The first step of a shutdown: not ready at once, yet everything is served for the shutdown
+/// delay; HTTP/1.1 responses then close their connection; a WebSocket stream cut by the drain
+/// that follows closes with 1001, going away.
+#[tokio::test]
+async fn not_ready_at_once_then_serving_through_the_shutdown_delay() {
+    let mut server = ServerProcess::start(&["--shutdown-delay", "1500ms"]).await;
+    // Probes are answered with no Host at all, as load balancers' checks send them.
+    let ready = raw::raw_exchange(server.addr, "GET /readyz HTTP/1.0\r\n\r\n").await;
+    assert!(
+        ready.contains(" 200 ") && ready.ends_with("\r\n\r\nready\n"),
+        "{ready}"
+    );
+    let alive = raw::raw_exchange(server.addr, "GET /livez HTTP/1.0\r\n\r\n").await;
+    assert!(
+        alive.contains(" 200 ") && alive.ends_with("alive\n"),
+        "{alive}"
+    );
+    // Before the signal, a kept-alive HTTP/1.1 response does not ask to close.
+    let mut kept_alive = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    kept_alive
+        .write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .await
+        .unwrap();
+    let head = raw::read_head(&mut kept_alive).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(raw::field(&head, "connection"), None, "{head}");
+    drop(kept_alive);
+
+    let mut chat = WsCall::open(server.addr, "/hello.Greeter/Chat").await;
+    chat.send(&HelloRequest { name: "ws".into() }).await;
+    assert!(matches!(
+        chat.next_frame().await,
+        Some(ServerFrame::Headers(_))
+    ));
+    let greeting: hello_proto::HelloReply = chat.next_message().await;
+    assert_eq!(greeting.message, "Hello, ws");
+
+    let stopping = Instant::now();
+    server.signal(libc::SIGTERM);
+    let not_ready = loop {
+        let response = raw::raw_exchange(server.addr, "GET /readyz HTTP/1.0\r\n\r\n").await;
+        if !response.contains(" 200 ") {
+            break response;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(1),
+            "still ready: {response}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        not_ready.contains(" 503 ") && not_ready.ends_with("shutting down\n"),
+        "{not_ready}"
+    );
+    // Still serving: a new connection's call is answered, and HTTP/1.1 says to close.
+    server.assert_serving().await;
+    let page = raw::raw_exchange(
+        server.addr,
+        &format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr),
+    )
+    .await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert_eq!(raw::field(&page, "connection"), Some("close"), "{page}");
+    assert!(
+        stopping.elapsed() < Duration::from_millis(1500),
+        "the checks took the whole delay: {:?}",
+        stopping.elapsed()
+    );
+
+    // Then the drain: the open chat ends with UNAVAILABLE and a going-away close.
+    let trailers = match chat.next_frame().await {
+        Some(ServerFrame::Headers(trailers)) => trailers,
+        other => panic!("expected the trailers, got {other:?}"),
+    };
+    assert!(
+        stopping.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(trailers.get("grpc-status").unwrap(), "14");
+    assert!(chat.next_frame().await.is_none());
+    assert_eq!(chat.close_code(), Some(1001));
+    let exit = server.exit_status(Duration::from_secs(10)).await;
+    assert!(exit.success(), "{exit:?}");
 }

@@ -22,6 +22,8 @@ const MAX: usize = 4 * 1024 * 1024;
 pub struct WsCall {
     pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     decoder: ServerFrameDecoder,
+    /// The code of the server's close frame, once one came.
+    close_code: Option<u16>,
 }
 
 /// What the server sent for a call.
@@ -95,6 +97,7 @@ impl WsCall {
         Self {
             socket,
             decoder: ServerFrameDecoder::default(),
+            close_code: None,
         }
     }
 
@@ -170,11 +173,21 @@ impl WsCall {
                 .expect("the server answers within 10 s");
             match message {
                 Some(Ok(Message::Binary(bytes))) => self.decoder.push(&bytes),
-                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_code = frame.map(|frame| u16::from(frame.code));
+                    return None;
+                }
+                None => return None,
                 Some(Ok(other)) => panic!("unexpected message {other:?}"),
                 Some(Err(error)) => panic!("socket error: {error}"),
             }
         }
+    }
+
+    /// The code of the close frame the server sent (1000 normal, 1001 going away), once
+    /// [`WsCall::next_frame`] has read it.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     /// The next data message, decoded.
