@@ -179,6 +179,18 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// Signals every replica at once, so their shutdown delays run side by side; each guard
+    /// then waits for its own process (and HAProxy stops last).
+    fn drop(&mut self) {
+        for replica in &self.replicas {
+            if let Some(process) = &replica.process {
+                let _ = process.signal(libc::SIGTERM);
+            }
+        }
+    }
+}
+
 /// The rendered configuration: each `@replicas <options>` line of `template` becomes a `server`
 /// line per replica (`r1`, `r2`, ...) with those options, less the health-check ones when
 /// `health_checks` is off.
