@@ -499,9 +499,9 @@ async fn serve_call<S, ResBody>(
     *request.extensions_mut() = parts.extensions;
     *request.headers_mut() = grpc_request_headers(headers);
 
-    let read_client = read_client(&mut source, body_tx, limits.max_message_size);
-    tokio::pin!(read_client);
     let client_end = {
+        let read_client = read_client(&mut source, body_tx, limits.max_message_size);
+        tokio::pin!(read_client);
         let respond = respond(inner.oneshot(request), &mut sink);
         tokio::pin!(respond);
         tokio::select! {
@@ -520,8 +520,30 @@ async fn serve_call<S, ResBody>(
             );
             end_with_status(&mut sink, status).await;
         }
-        Err(ClientEnd::Vanished) => tracing::debug!(path, "client left during the call"),
+        Err(ClientEnd::Vanished) => {
+            tracing::debug!(path, "client left during the call");
+            return;
+        }
     }
+    await_close_reply(&mut source).await;
+}
+
+/// How long the server waits for the client's reply to its close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// After the server's close frame: reads, and drops, what the client still sends until its own
+/// close frame, for at most [`CLOSE_REPLY_WAIT`]. The TCP connection then ends after the closing
+/// handshake, not with a reset that can destroy the close frame (and the status before it) on its
+/// way to a client that has not read it yet.
+async fn await_close_reply(source: &mut futures_util::stream::SplitStream<Socket>) {
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+        while let Some(Ok(message)) = source.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The headers of the inner request: the client's, less connection-level ones, as native gRPC.
