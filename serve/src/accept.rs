@@ -161,10 +161,15 @@ pub async fn serve_app(
     drop(listener);
     draining.cancel();
     tasks.close();
-    if tokio::time::timeout(drain_timeout, tasks.wait())
-        .await
-        .is_err()
-    {
+    // The connections' tasks, then the sockets that outlive them (WebSocket calls, which hold
+    // their connection's slot until their closing handshake is done).
+    let drained = async {
+        tasks.wait().await;
+        while metrics.open_connections() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
         tracing::warn!(
             ?drain_timeout,
             "connections still open after the drain timeout; closing them"
