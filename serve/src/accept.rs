@@ -107,7 +107,7 @@ pub async fn serve_app(
         // inside hyper, but its keep-alive takes a shared lock on every frame every stream
         // receives: a fifth of the unary call rate on this server.
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        let slot = ConnectionSlot::new(permit, Arc::clone(&metrics));
+        let slot = ConnectionSlot::new(permit, tasks.token(), Arc::clone(&metrics));
         // tonic's `Request::remote_addr` reads this extension.
         let connect_info = stream.connect_info();
         let service = Tracked::new(
@@ -161,15 +161,12 @@ pub async fn serve_app(
     drop(listener);
     draining.cancel();
     tasks.close();
-    // The connections' tasks, then the sockets that outlive them (WebSocket calls, which hold
-    // their connection's slot until their closing handshake is done).
-    let drained = async {
-        tasks.wait().await;
-        while metrics.open_connections() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
+    // The connections' tasks and their slots, which the sockets that outlive a task (WebSocket
+    // calls) hold until their closing handshake is done.
+    if tokio::time::timeout(drain_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             ?drain_timeout,
             "connections still open after the drain timeout; closing them"

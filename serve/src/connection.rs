@@ -28,16 +28,22 @@ use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::task_tracker::TaskTrackerToken};
 use tower::Service;
 
-use crate::body::{BodyGuard, GuardedBody};
-use crate::metrics::Metrics;
+use crate::{
+    body::{BodyGuard, GuardedBody},
+    metrics::Metrics,
+};
 
-/// A connection's place in the server; released (permit and gauge) when the last holder drops it.
+/// A connection's place in the server; released (permit, gauge, and the drain's wait for it) when
+/// the last holder drops it.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
+    /// The drain waits for this as for a connection's task, so a socket that outlives its task
+    /// (a WebSocket call) is waited for too.
+    _drain: TaskTrackerToken,
     metrics: Arc<Metrics>,
     opened: Instant,
     /// When the connection last became idle, in milliseconds since `opened`.
@@ -61,10 +67,15 @@ pub enum Close {
 
 impl ConnectionSlot {
     /// Takes the slot for a newly accepted connection, counting it as open.
-    pub fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        permit: OwnedSemaphorePermit,
+        drain: TaskTrackerToken,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         metrics.connection_opened();
         Arc::new(Self {
             _permit: permit,
+            _drain: drain,
             metrics,
             opened: Instant::now(),
             idle_since_ms: AtomicU64::new(0),

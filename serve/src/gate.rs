@@ -27,8 +27,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tonic::{server::NamedService, Code, Status};
 use tower::{Layer, Service};
 
-use crate::body::{BodyGuard, GuardedBody};
 use crate::{
+    body::{BodyGuard, GuardedBody},
     limits::CallLimit,
     metrics::{MethodStats, Metrics},
 };

@@ -91,11 +91,6 @@ impl Metrics {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Connections open now, upgraded WebSockets included.
-    pub fn open_connections(&self) -> u64 {
-        self.open_connections.load(Ordering::Relaxed)
-    }
-
     pub fn call_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }

@@ -31,8 +31,8 @@ pub struct App {
 }
 
 /// The whole application as one HTTP service: readiness (its probes, and `Connection: close` once
-/// stopping), then the origin policy, then the WebSocket transport, in front of the router. Each wraps the router whole
-/// rather than each of its routes, so a call pays for each of them once.
+/// stopping), then the origin policy, then the WebSocket transport, in front of the router. Each
+/// wraps the router whole rather than each of its routes, so a call pays for each of them once.
 pub type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
 
 /// The whole application: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
