@@ -1,6 +1,7 @@
-//! What every caller here shares (the server's logs and metrics, the browser client, the CLI),
-//! written once: the canonical names of gRPC status codes (`INVALID_ARGUMENT`), as the gRPC
-//! specification spells them, and requests that carry their deadline. It builds for wasm32 too.
+//! What every caller here shares (the server's logs and metrics, the WebSocket transport, the
+//! browser client, the CLI), written once: the canonical names of gRPC status codes
+//! (`INVALID_ARGUMENT`), as the gRPC specification spells them, the status code a response's
+//! headers or trailers carry, and requests that carry their deadline. It builds for wasm32 too.
 
 use std::time::Duration;
 
@@ -12,6 +13,13 @@ pub fn with_deadline<T>(message: T, deadline: Option<Duration>) -> tonic::Reques
         request.set_timeout(deadline);
     }
     request
+}
+
+/// The status code in `grpc-status` among `headers` (a response's trailers, or the headers of a
+/// trailers-only response), if there is one.
+pub fn status_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    value.parse::<i32>().ok().map(tonic::Code::from_i32)
 }
 
 /// The canonical name of a gRPC status code, as the gRPC specification spells it
@@ -41,6 +49,16 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_the_status_code_from_grpc_status() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(super::status_code(&headers), None);
+        headers.insert("grpc-status", "14".parse().unwrap());
+        assert_eq!(super::status_code(&headers), Some(tonic::Code::Unavailable));
+        headers.insert("grpc-status", "fourteen".parse().unwrap());
+        assert_eq!(super::status_code(&headers), None);
+    }
+
     #[test]
     fn a_deadline_becomes_the_grpc_timeout_header() {
         let request = super::with_deadline((), Some(std::time::Duration::from_millis(1500)));

@@ -19,8 +19,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use grpc_call::code_name;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use grpc_call::{code_name, status_code};
+use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
@@ -174,7 +174,7 @@ where
             response.headers_mut().insert(REQUEST_ID, id);
         }
         // A trailers-only response (an error before any message) carries its status in the headers.
-        record.code = grpc_code(response.headers());
+        record.code = status_code(response.headers());
         Poll::Ready(Ok(response.map(|inner| GuardedBody::new(inner, record))))
     }
 }
@@ -185,7 +185,7 @@ pub type CallBody<B> = GuardedBody<B, CallRecord>;
 
 impl BodyGuard for CallRecord {
     fn frame(&mut self, frame: &Frame<Bytes>) {
-        if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
+        if let Some(code) = frame.trailers_ref().and_then(status_code) {
             self.code = Some(code);
         }
     }
@@ -215,9 +215,4 @@ impl Drop for CallRecord {
             self.span.in_scope(|| tracing::info!("call ended"));
         }
     }
-}
-
-fn grpc_code(headers: &HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
-    value.parse::<i32>().ok().map(Code::from_i32)
 }

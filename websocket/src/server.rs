@@ -34,6 +34,7 @@ use std::{
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use grpc_call::status_code;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
@@ -672,7 +673,7 @@ where
         return send_status(sink, status).await;
     }
     // A trailers-only response carries its status here.
-    let mut code = grpc_status(&parts.headers);
+    let mut code = status_code(&parts.headers);
     if send(sink, protocol::encode_header_frame(&parts.headers))
         .await
         .is_err()
@@ -686,7 +687,7 @@ where
                 Ok(data) => data,
                 Err(frame) => match frame.into_trailers() {
                     Ok(trailers) => {
-                        code = grpc_status(&trailers);
+                        code = status_code(&trailers);
                         protocol::encode_header_frame(&trailers)
                     }
                     Err(_) => continue,
@@ -725,12 +726,6 @@ async fn end_with_status(
 ) {
     let code = send_status(sink, status).await;
     close(sink, code).await;
-}
-
-/// The `grpc-status` in `headers`, if any.
-fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
-    Some(Code::from_i32(value.parse().ok()?))
 }
 
 /// Sends `bytes` in messages of at most [`MAX_SENT_MESSAGE`] bytes, each once the previous one is
