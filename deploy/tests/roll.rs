@@ -22,14 +22,9 @@ use std::{
 use greeter_cluster::{Cluster, ClusterOptions};
 use hello_proto::{greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use test_support::required_env;
 use tonic::{transport::Channel, Code};
 use tonic_web::GrpcWebClientLayer;
-
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the cluster tests with `cargo xtask test`")
-    })
-}
 
 fn start_cluster(name: &str, health_checks: bool) -> Cluster {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);

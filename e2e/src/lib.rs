@@ -12,16 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use test_support::process::{free_port, ChildProcess};
+pub use test_support::{
+    process::{free_port, ChildProcess},
+    required_env,
+};
 
 use fantoccini::{elements::Element, key::Key, Client, ClientBuilder, Locator};
-
-/// An environment variable the harness must set; panics with the reason when it is missing.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the end-to-end tests with `cargo xtask test`")
-    })
-}
 
 /// The release page the server serves (`dist/`, built by `trunk build --release`).
 pub fn dist_dir() -> PathBuf {

@@ -30,6 +30,13 @@ pub async fn channel(url: impl Into<String>) -> tonic::transport::Channel {
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
 }
 
+/// An environment variable that `cargo xtask test` sets for the tests it runs (a tool's path, a
+/// directory); panics with how to run them when it is missing.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
+}
+
 /// Decodes `%XX` escapes, as grpc-message values use them.
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
