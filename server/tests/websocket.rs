@@ -408,3 +408,45 @@ async fn a_socket_that_sends_no_header_block_is_ended_at_the_header_read_timeout
     assert_still_serving(&server).await;
     server.stop().await;
 }
+
+/// A client that never answers the server's close frame holds its socket (and its connection's
+/// slot) for at most a second after its call: the closing handshake has a time limit.
+#[tokio::test]
+async fn a_client_that_never_answers_the_close_frame_is_let_go_within_a_second() {
+    let server = TestServer::start(|_| {}).await;
+    let open_connections = || async {
+        let page = test_support::raw::get(server.addr, "/metrics", &server.addr.to_string()).await;
+        // The connection that reads the page counts too.
+        test_support::raw::gauge(&page, "http_server_open_connections") - 1
+    };
+    let mut call = WsCall::open(server.addr, "/hello.Greeter/SayHello").await;
+    call.send(&HelloRequest {
+        name: "mute".into(),
+    })
+    .await;
+    call.end().await;
+    // Read up to the server's close frame, and then nothing more: no close frame goes back.
+    while call.next_frame().await.is_some() {}
+    assert_eq!(call.close_code(), Some(1000));
+    let closed = std::time::Instant::now();
+    assert_eq!(
+        open_connections().await,
+        1,
+        "the mute client still holds its socket"
+    );
+    while open_connections().await > 0 {
+        assert!(
+            closed.elapsed() < Duration::from_millis(1500),
+            "the socket is still held after {:?}",
+            closed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        closed.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        closed.elapsed()
+    );
+    drop(call);
+    server.stop().await;
+}
