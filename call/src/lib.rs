@@ -1,9 +1,12 @@
 //! What every caller here shares (the server's logs and metrics, the WebSocket transport, the
 //! browser client, the CLI), written once: the canonical names of gRPC status codes
 //! (`INVALID_ARGUMENT`), as the gRPC specification spells them, the status code a response's
-//! headers or trailers carry, and requests that carry their deadline. It builds for wasm32 too.
+//! headers or trailers carry, requests that carry their deadline, and the retry loop of clients
+//! that ride through a server restart ([`retry`]). It builds for wasm32 too.
 
 use std::time::Duration;
+
+pub mod retry;
 
 /// A request for `message` that tells the server its deadline (`grpc-timeout`), so the server
 /// can stop work the caller no longer waits for.

@@ -5,6 +5,9 @@
 //! status code, so scripts can tell `INVALID_ARGUMENT` (3) from `UNAVAILABLE` (14). It uses the same
 //! generated `GreeterClient` as the web page; only the channel differs (tonic's HTTP/2 transport here,
 //! gRPC-Web in the browser).
+//!
+//! A unary call rides through a server restart: [`say_hello`] sends it again while its failure
+//! shows that no server can have acted on it ([`no_server_acted`]), inside its deadline.
 
 use std::{
     io::{self, Write},
@@ -13,11 +16,15 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use grpc_call::{code_name, with_deadline};
+use grpc_call::{
+    code_name,
+    retry::{call_with_retries, RetryPolicy, RetryTimer},
+    with_deadline,
+};
 use hello_proto::{greeter_client::GreeterClient, HelloReply, HelloRequest, HelloStreamRequest};
 use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
-    Code, Status, Streaming,
+    Code, ConnectError, Status, Streaming,
 };
 
 /// The command line.
@@ -105,10 +112,8 @@ pub async fn run(cli: &Cli, out: &mut impl Write) -> Result<(), Failure> {
         one_name(cli)?;
     }
     let started = Instant::now();
-    let call = async {
-        let channel = connect(cli).await?;
-        call(cli, GreeterClient::new(channel), out).await
-    };
+    let channel = connect(cli)?;
+    let call = call(cli, GreeterClient::new(channel), out);
     let outcome = match cli.deadline {
         Some(deadline) => tokio::time::timeout(deadline, call)
             .await
@@ -132,16 +137,10 @@ fn deadline_exceeded(deadline: Duration) -> Failure {
     )))
 }
 
-async fn connect(cli: &Cli) -> Result<Channel, Failure> {
-    let url = if cli.addr.contains("://") {
-        cli.addr.clone()
-    } else {
-        format!("http://{}", cli.addr)
-    };
-    let unreachable = |reason: String| Failure::Connect {
-        addr: url.clone(),
-        reason,
-    };
+/// The channel to `--addr`. It connects on the first call, so a refused connection is a failure
+/// of that call, which [`say_hello`] can send again.
+fn connect(cli: &Cli) -> Result<Channel, Failure> {
+    let url = server_url(cli);
     let mut endpoint = Endpoint::from_shared(url.clone())
         .map_err(|e| Failure::Usage(format!("--addr {}: {e}", cli.addr)))?
         .connect_timeout(Duration::from_secs(10));
@@ -156,19 +155,112 @@ async fn connect(cli: &Cli) -> Result<Channel, Failure> {
             .tls_config(tls)
             .map_err(|e| Failure::Usage(format!("TLS: {e}")))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(error_chain(&e)))
+    Ok(endpoint.connect_lazy())
+}
+
+fn server_url(cli: &Cli) -> String {
+    if cli.addr.contains("://") {
+        cli.addr.clone()
+    } else {
+        format!("http://{}", cli.addr)
+    }
 }
 
 /// The response of a call, or its status as the failure.
 async fn answer<T>(
+    cli: &Cli,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<T, Failure> {
     call.await
         .map(tonic::Response::into_inner)
-        .map_err(Failure::Status)
+        .map_err(|status| failure(cli, status))
+}
+
+/// A call's failure: [`Failure::Connect`] when no connection could be made, with its causes.
+fn failure(cli: &Cli, status: Status) -> Failure {
+    let connect = source_chain(&status)
+        .find_map(|error| error.downcast_ref::<ConnectError>())
+        .map(|connect| error_chain(connect));
+    match connect {
+        Some(reason) => Failure::Connect {
+            addr: server_url(cli),
+            reason,
+        },
+        None => Failure::Status(status),
+    }
+}
+
+/// Calls `SayHello` on `client` and returns the greeting. A failure that shows no server can have
+/// acted on the call ([`no_server_acted`]) is sent again, with jittered backoff, as long as the
+/// `deadline` leaves time (at most five attempts in all); each attempt carries the time left.
+pub async fn say_hello(
+    client: &GreeterClient<Channel>,
+    name: &str,
+    deadline: Option<Duration>,
+) -> Result<String, Status> {
+    call_with_retries(
+        &RetryPolicy::default(),
+        &TokioTimer(Instant::now()),
+        deadline,
+        no_server_acted,
+        |time_left| {
+            let mut client = client.clone();
+            let request = with_deadline(HelloRequest { name: name.into() }, time_left);
+            async move { Ok(client.say_hello(request).await?.into_inner().message) }
+        },
+    )
+    .await
+}
+
+/// Whether `status` is a failure that no server can have acted on, so that sending the call
+/// again cannot do anything twice, whatever the method:
+/// - the connection was refused: nothing listened (a replica between its stop and its start);
+/// - the server refused the stream (HTTP/2 `REFUSED_STREAM`, which promises it was not
+///   processed: a draining server's answer to a stream it will not take);
+/// - the request was never sent: its connection closed before it could be (hyper's
+///   "canceled").
+///
+/// Everything else is returned as it is: a reset or a closed connection after the request went
+/// out may have reached a handler, and a status from the server is its answer.
+pub fn no_server_acted(status: &Status) -> bool {
+    source_chain(status).any(|error| {
+        if let Some(io) = error.downcast_ref::<io::Error>() {
+            io.kind() == io::ErrorKind::ConnectionRefused
+        } else if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        } else if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            hyper.is_canceled()
+        } else {
+            false
+        }
+    })
+}
+
+/// `error` and its causes, outermost first.
+fn source_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |error| error.source())
+}
+
+/// Tokio's clock and timer for the retry loop; the jitter comes from std's randomly keyed hasher.
+struct TokioTimer(Instant);
+
+impl RetryTimer for TokioTimer {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> {
+        tokio::time::sleep(duration)
+    }
+
+    fn random_fraction(&self) -> f64 {
+        use std::hash::BuildHasher;
+        // A new RandomState has new keys, so its hash of a constant is a fresh random number.
+        let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
+        (bits >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 async fn call(
@@ -179,10 +271,10 @@ async fn call(
     match &cli.command {
         Command::SayHello => {
             let name = one_name(cli)?;
-            let reply =
-                answer(client.say_hello(with_deadline(HelloRequest { name }, cli.deadline)))
-                    .await?;
-            writeln!(out, "{}", reply.message)?;
+            let greeting = say_hello(&client, &name, cli.deadline)
+                .await
+                .map_err(|status| failure(cli, status))?;
+            writeln!(out, "{greeting}")?;
         }
         Command::SayHelloStream { count, interval_ms } => {
             let name = one_name(cli)?;
@@ -191,20 +283,23 @@ async fn call(
                 count: *count,
                 interval_ms: *interval_ms,
             };
-            let replies =
-                answer(client.say_hello_stream(with_deadline(request, cli.deadline))).await?;
+            let replies = answer(
+                cli,
+                client.say_hello_stream(with_deadline(request, cli.deadline)),
+            )
+            .await?;
             print_replies(replies, out).await?;
         }
         Command::SayHelloToAll => {
             let names = with_deadline(tokio_stream::iter(names(cli)), cli.deadline);
-            let summary = answer(client.say_hello_to_all(names)).await?;
+            let summary = answer(cli, client.say_hello_to_all(names)).await?;
             for message in summary.messages {
                 writeln!(out, "{message}")?;
             }
         }
         Command::Chat => {
             let names = with_deadline(tokio_stream::iter(names(cli)), cli.deadline);
-            let replies = answer(client.chat(names)).await?;
+            let replies = answer(cli, client.chat(names)).await?;
             print_replies(replies, out).await?;
         }
     }
@@ -275,5 +370,25 @@ mod tests {
         };
         assert_eq!(unreachable.exit_code(), 14);
         assert!(unreachable.to_string().starts_with("UNAVAILABLE: "));
+    }
+
+    #[test]
+    fn only_failures_no_server_acted_on_are_retried() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let connect = Status::from_error(Box::new(ConnectError(Box::new(refused))));
+        assert_eq!(connect.code(), Code::Unavailable);
+        assert!(no_server_acted(&connect));
+        let stream_refused =
+            Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+        assert!(no_server_acted(&stream_refused));
+
+        // A reset after the request went out, and any answer from a server, are not.
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let reset = Status::from_error(Box::new(ConnectError(Box::new(reset))));
+        assert!(!no_server_acted(&reset));
+        let cancelled = Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
+        assert!(!no_server_acted(&cancelled));
+        assert!(!no_server_acted(&Status::unavailable("shutting down")));
+        assert!(!no_server_acted(&Status::invalid_argument("empty name")));
     }
 }

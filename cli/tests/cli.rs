@@ -141,6 +141,44 @@ async fn an_unreachable_server_is_unavailable() {
     );
 }
 
+/// A unary call to a server that is not listening yet (a replica restarting) is sent again with
+/// backoff, and reaches the server once it listens.
+#[tokio::test]
+async fn a_unary_call_reaches_a_server_that_starts_after_it() {
+    let port = test_support::process::free_port().unwrap();
+    let call = tokio::spawn(async move {
+        let addr = format!("127.0.0.1:{port}");
+        greeter(&addr, &["say-hello", "--name", "Late", "--deadline", "5s"]).await
+    });
+    // The attempts span at least 375 ms of pauses; the server listens well before their end.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (_addr, _stop) =
+        start_server_with(|config| config.serve.addr = ([127, 0, 0, 1], port).into()).await;
+    let output = call.await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Hello, Late\n");
+}
+
+/// Refused connections are retried, five attempts in all, and then reported: the failure comes
+/// after the retry pauses (375 ms at least), not at once.
+#[tokio::test]
+async fn a_server_that_never_listens_is_unavailable_after_the_retries() {
+    let port = test_support::process::free_port().unwrap();
+    let started = std::time::Instant::now();
+    let output = greeter(&format!("127.0.0.1:{port}"), &["say-hello"]).await;
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(14), "{}", stderr(&output));
+    assert!(
+        took >= std::time::Duration::from_millis(375),
+        "gave up after {took:?}"
+    );
+    assert!(
+        stderr(&output).contains("Connection refused"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[tokio::test]
 async fn a_unary_call_takes_exactly_one_name() {
     let output = greeter("127.0.0.1:1", &["say-hello", "--name", "A", "--name", "B"]).await;

@@ -34,7 +34,20 @@ pub fn dist_dir() -> PathBuf {
 pub struct RunningServer {
     /// The page's URL, with a trailing slash.
     pub url: String,
-    _server: test_support::InProcess,
+    config: greeter_server::Config,
+    server: Option<test_support::InProcess>,
+}
+
+impl RunningServer {
+    /// Stops the server as a deploy does (its streams end UNAVAILABLE, its sockets close going
+    /// away), waits for the drain, and starts a new one on the same address.
+    pub async fn restart(&mut self) {
+        let old = self.server.take().expect("running");
+        self.config.serve.addr = old.addr;
+        let next = greeter_server::app::server(&self.config);
+        old.stop().await;
+        self.server = Some(test_support::InProcess::start(next).await);
+    }
 }
 
 /// Starts a server with `config` (whose address may have port 0), with no shutdown delay.
@@ -43,7 +56,8 @@ pub async fn start_server(mut config: greeter_server::Config) -> RunningServer {
     let server = test_support::InProcess::start(greeter_server::app::server(&config)).await;
     RunningServer {
         url: format!("{}/", server.url()),
-        _server: server,
+        config,
+        server: Some(server),
     }
 }
 

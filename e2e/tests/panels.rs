@@ -23,7 +23,8 @@ fn enter(text: &str) -> String {
 
 in_every_browser!(
     every_rpc_kind_from_its_panel,
-    buttons_errors_and_deadlines_in_the_streaming_panels
+    buttons_errors_and_deadlines_in_the_streaming_panels,
+    streaming_panels_reopen_their_calls_across_a_server_restart
 );
 
 async fn every_rpc_kind_from_its_panel(kind: BrowserKind) {
@@ -166,4 +167,56 @@ async fn buttons_errors_and_deadlines_in_the_streaming_panels(kind: BrowserKind)
 
     browser.close().await;
     drop(server);
+}
+
+/// A restart under open calls (each ends UNAVAILABLE, its socket closed going away): every
+/// streaming panel opens its call again on the new server and loses nothing. The server stream
+/// gets the greetings still to come, client streaming sends every name again, and the
+/// conversation the name it had not answered.
+async fn streaming_panels_reopen_their_calls_across_a_server_restart(kind: BrowserKind) {
+    let mut server = start_page_server().await;
+    let browser = Browser::start(kind).await;
+    browser.client.goto(&server.url).await.unwrap();
+
+    browser.type_into("#stream-name", "Re").await;
+    browser.type_into("#stream-count", "30").await;
+    browser.type_into("#stream-interval", "100").await;
+    browser.click("#stream-start").await;
+    for name in ["Ann", "Ben"] {
+        browser.type_into("#all-name", &enter(name)).await;
+    }
+    browser.expect_text("#all-sent", "Ann, Ben").await;
+    browser.type_into("#chat-name", &enter("Xi")).await;
+    browser
+        .expect_texts("#chat-log li", &["Xi", "Hello, Xi"])
+        .await;
+    browser
+        .wait_for_text("#stream-messages li:nth-child(3)", |t| t == "Hello #3, Re")
+        .await;
+
+    server.restart().await;
+
+    let status = browser.wait_for_text("#stream-status", |t| t == "OK").await;
+    assert_eq!(status, "OK");
+    let greetings = browser.texts("#stream-messages li").await;
+    assert_eq!(greetings.len(), 30, "{greetings:?}");
+    let from_the_start = greetings.iter().filter(|g| *g == "Hello #1, Re").count();
+    assert_eq!(from_the_start, 2, "one reopening: {greetings:?}");
+
+    browser.expect_text("#all-status", "running…").await;
+    browser.click("#all-finish").await;
+    browser
+        .expect_texts("#all-summary li", &["Hello, Ann", "Hello, Ben"])
+        .await;
+    browser.expect_text("#all-status", "OK").await;
+
+    browser.expect_text("#chat-status", "running…").await;
+    browser.type_into("#chat-name", &enter("Yu")).await;
+    browser
+        .expect_texts("#chat-log li", &["Xi", "Hello, Xi", "Yu", "Hello, Yu"])
+        .await;
+    browser.click("#chat-end").await;
+    browser.expect_text("#chat-status", "OK").await;
+    browser.screenshot("reopened-after-restart.png").await;
+    browser.close().await;
 }

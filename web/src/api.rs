@@ -10,11 +10,23 @@
 //! Failures come back as [`CallError`]: a gRPC status from the server, shown by its canonical code
 //! name (`INVALID_ARGUMENT: name must not be empty`), or a transport failure, shown as "cannot
 //! reach the server" rather than the browser's bare `TypeError: Failed to fetch`.
+//!
+//! `SayHello` rides through a server restart: a call whose `fetch` failed without a response
+//! (nothing listened, or the connection closed) is sent again with jittered backoff inside its
+//! deadline, five attempts at most. The browser reports a refused connection and one that closed
+//! after the request went out alike, so the page cannot tell whether a server acted on it; that
+//! is why only `SayHello`, which changes nothing on the server, is retried. A gRPC status is the
+//! server's answer and is never retried, and the streaming calls are reopened by their panels,
+//! which show it.
 
 use std::{fmt, time::Duration};
 
 use futures_util::{Stream, StreamExt};
-use grpc_call::{code_name, with_deadline};
+use grpc_call::{
+    code_name,
+    retry::{call_with_retries, RetryPolicy, RetryTimer},
+    with_deadline,
+};
 use grpc_websocket::client::WebSocketChannel;
 use hello_proto::{
     greeter_client::GreeterClient, greeter_stats_client::GreeterStatsClient, HelloRequest,
@@ -76,18 +88,32 @@ impl GreeterApi {
         CallError::from_status(status, &self.server_url)
     }
 
-    /// Calls `SayHello` and returns the greeting.
+    /// Calls `SayHello` and returns the greeting; a call that got no response at all is sent
+    /// again while the deadline leaves time (see the module's documentation).
     pub async fn say_hello(
         &self,
         name: String,
         deadline: Option<Duration>,
     ) -> Result<String, CallError> {
-        self.fetch
-            .clone()
-            .say_hello(with_deadline(HelloRequest { name }, deadline))
-            .await
-            .map(|reply| reply.into_inner().message)
-            .map_err(|status| self.error(status))
+        let unreachable = |error: &CallError| matches!(error, CallError::Unreachable { .. });
+        call_with_retries(
+            &RetryPolicy::default(),
+            &BrowserTimer,
+            deadline,
+            unreachable,
+            |time_left| {
+                let request = with_deadline(HelloRequest { name: name.clone() }, time_left);
+                let mut client = self.fetch.clone();
+                async move {
+                    client
+                        .say_hello(request)
+                        .await
+                        .map(|reply| reply.into_inner().message)
+                        .map_err(|status| self.error(status))
+                }
+            },
+        )
+        .await
     }
 
     /// Calls `SayHelloStream`: `count` greetings, one every `interval_ms`, as they arrive. Dropping
@@ -158,6 +184,38 @@ impl GreeterApi {
                 .map(|reply| reply.message)
                 .map_err(|status| CallError::from_status(status, &server_url))
         }))
+    }
+}
+
+/// Completes after `duration` (the browser's `setTimeout`).
+pub async fn pause(duration: Duration) {
+    BrowserTimer.sleep(duration).await
+}
+
+/// The browser's clock (`Date.now()`), timer (`setTimeout`) and randomness (`Math.random()`),
+/// for the retry loop.
+struct BrowserTimer;
+
+impl RetryTimer for BrowserTimer {
+    fn now(&self) -> Duration {
+        Duration::from_secs_f64(js_sys::Date::now() / 1000.0)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> {
+        let (wake, woken) = futures_channel::oneshot::channel();
+        leptos::prelude::set_timeout(
+            move || {
+                let _ = wake.send(());
+            },
+            duration,
+        );
+        async move {
+            let _ = woken.await;
+        }
+    }
+
+    fn random_fraction(&self) -> f64 {
+        js_sys::Math::random()
     }
 }
 

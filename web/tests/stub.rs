@@ -67,10 +67,14 @@ async fn nothing_listening_is_a_clear_error_not_a_panic() {
     let status = client.say_hello(hello("Alice")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unknown);
 
+    // The page's call is sent five times, with at least 375 ms of pauses, before it gives up.
+    let started = js_sys::Date::now();
     let error = GreeterApi::new(DEAD_SERVER)
         .say_hello("Alice".into(), None)
         .await
         .unwrap_err();
+    let took_ms = js_sys::Date::now() - started;
+    assert!(took_ms >= 375.0, "gave up after {took_ms} ms");
     assert!(
         matches!(&error, CallError::Unreachable { server_url, .. } if server_url == DEAD_SERVER),
         "{error:?}"
@@ -82,4 +86,17 @@ async fn nothing_listening_is_a_clear_error_not_a_panic() {
             .starts_with(&format!("cannot reach the server at {DEAD_SERVER}")),
         "{error}"
     );
+}
+
+/// Within a deadline, the retries stop when the next pause would outlast it.
+#[wasm_bindgen_test]
+async fn the_retries_end_within_the_deadline() {
+    let started = js_sys::Date::now();
+    let error = GreeterApi::new(DEAD_SERVER)
+        .say_hello("Alice".into(), Some(std::time::Duration::from_millis(120)))
+        .await
+        .unwrap_err();
+    let took_ms = js_sys::Date::now() - started;
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(took_ms < 250.0, "took {took_ms} ms with a 120 ms deadline");
 }

@@ -2,8 +2,9 @@
 //!
 //! Order: format, lint and the libraries' documentation; fuzzing; native tests; the wasm tests in
 //! headless Chromium and then headless Firefox against a real server; the interop suite
-//! (third-party clients and servers); the release page; the end-to-end tests, in both browsers. A failing step does not stop the later ones, so one run
-//! shows everything that is wrong.
+//! (third-party clients and servers); the release page; the end-to-end tests, in both browsers;
+//! the cluster tests (replicas behind HAProxy, rolled under load). A failing step does not stop
+//! the later ones, so one run shows everything that is wrong.
 
 use std::{
     path::{Path, PathBuf},
@@ -22,7 +23,7 @@ use crate::{
 /// How many tests each step must run at least, and how long it may take (its build included).
 /// A step that runs fewer, or is still running at its limit, is a counted failure.
 const NATIVE: StepBounds = StepBounds::new(115, 30);
-const WASM: StepBounds = StepBounds::new(17, 15);
+const WASM: StepBounds = StepBounds::new(18, 15);
 const INTEROP_CASES: u64 = 24;
 const END_TO_END: StepBounds = StepBounds::new(9, 20);
 const CLUSTER: StepBounds = StepBounds::new(2, 10);
@@ -121,8 +122,8 @@ fn run_steps() -> Tally {
             tally += Tally::failure(format!("the browser tests' server: {error}"));
             tally += native_tests(&tools, &root, test_tools);
             tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
-            tally += cluster_tests(&tools, &root);
             tally += end_to_end(&tools, &root);
+            tally += cluster_tests(&tools, &root);
             return tally;
         }
     };
@@ -172,19 +173,25 @@ fn run_steps() -> Tally {
 
     println!("\nxtask: interop: third-party clients and servers");
     tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
-    tally += cluster_tests(&tools, &root);
     tally += end_to_end(&tools, &root);
+    tally += cluster_tests(&tools, &root);
     tally
 }
 
 /// Replicas of the debug server behind HAProxy, rolled under load (`deploy/tests`), one test at
-/// a time: each runs a cluster of its own.
+/// a time: each runs a cluster of its own. After the end-to-end tests, which build the release
+/// page the replicas serve to the test's browser, and after interop, which installs connect-es.
 fn cluster_tests(tools: &Tools, root: &Path) -> Tally {
     println!("\nxtask: cluster tests: replicas behind HAProxy, rolled under load");
     let haproxy = match setup::haproxy() {
         Ok(haproxy) => haproxy,
         Err(error) => return Tally::failure(error),
     };
+    let node = match tools.which("node") {
+        Ok(node) => node,
+        Err(error) => return Tally::failure(error),
+    };
+    let test_tools = tools.test.as_ref().expect("set up for tests");
     process::run_tests(
         tools
             .command("cargo")
@@ -195,7 +202,11 @@ fn cluster_tests(tools: &Tools, root: &Path) -> Tally {
                 "GREETER_CLUSTER_SERVER",
                 root.join("target/debug/greeter-server"),
             )
-            .env("HAPROXY", haproxy),
+            .env("HAPROXY", haproxy)
+            .env("NODE", node)
+            .env("GREETER_E2E_DIST", root.join("dist"))
+            .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
+            .env("CHROMEDRIVER", &test_tools.chromedriver),
         CLUSTER.within,
     )
     .at_least("the cluster tests", CLUSTER.at_least)

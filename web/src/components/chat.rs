@@ -1,10 +1,12 @@
 //! Bidirectional streaming as a conversation: each name is sent as soon as it is entered, and its
-//! greeting appears as soon as the server answers, both directions open until End.
+//! greeting appears as soon as the server answers, both directions open until End. A call the
+//! server ended with `UNAVAILABLE` (a replica going away) is opened again, and the names it had
+//! not answered are sent again on it.
 
 use futures_util::StreamExt;
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, NameStream, StatusLine};
+use super::{CallState, Deadline, NameStream, Reconnects, StatusLine};
 use crate::api::GreeterApi;
 
 /// One line of the conversation.
@@ -12,6 +14,22 @@ use crate::api::GreeterApi;
 enum Line {
     Sent(String),
     Received(String),
+}
+
+/// The names sent that have no greeting yet: the server answers them in order.
+fn unanswered(lines: &[Line]) -> Vec<String> {
+    let answered = lines
+        .iter()
+        .filter(|line| matches!(line, Line::Received(_)))
+        .count();
+    lines
+        .iter()
+        .filter_map(|line| match line {
+            Line::Sent(name) => Some(name.clone()),
+            Line::Received(_) => None,
+        })
+        .skip(answered)
+        .collect()
 }
 
 #[component]
@@ -24,21 +42,32 @@ pub fn Chat() -> impl IntoView {
     let names = NameStream::new();
 
     let open_call = move || {
-        let receiver = names.open();
+        let mut receiver = names.open();
         lines.set(Vec::new());
         state.set(CallState::Running);
         let api = api.clone();
         let deadline = deadline.get();
         spawn_local(async move {
-            let call = async {
-                let mut greetings = api.chat(receiver, deadline).await?;
-                while let Some(greeting) = greetings.next().await {
-                    let greeting = greeting?;
-                    lines.update(|all| all.push(Line::Received(greeting)));
+            let mut reconnects = Reconnects::default();
+            let result = loop {
+                let call = async {
+                    let mut greetings = api.chat(receiver, deadline).await?;
+                    while let Some(greeting) = greetings.next().await {
+                        let greeting = greeting?;
+                        lines.update(|all| all.push(Line::Received(greeting)));
+                        reconnects.progressed();
+                    }
+                    Ok(())
+                };
+                let error = match call.await {
+                    Ok(()) => break Ok(()),
+                    Err(error) => error,
+                };
+                if !reconnects.reopen_after(&error, state).await {
+                    break Err(error);
                 }
-                Ok(())
+                receiver = names.reopen(lines.with_untracked(|lines| unanswered(lines)));
             };
-            let result = call.await;
             names.close();
             state.set(CallState::Ended(result));
         });

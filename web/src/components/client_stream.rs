@@ -1,10 +1,11 @@
 //! Client streaming: names sent one by one as they are added, and the server's summary once the
-//! user presses Finish.
+//! user presses Finish. A call the server ended with `UNAVAILABLE` (a replica going away) is
+//! opened again with every name sent so far, so the summary still covers them all.
 
 use hello_proto::HelloSummary;
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, NameStream, StatusLine};
+use super::{CallState, Deadline, NameStream, Reconnects, StatusLine};
 use crate::api::GreeterApi;
 
 #[component]
@@ -18,14 +19,24 @@ pub fn ClientStream() -> impl IntoView {
     let names = NameStream::new();
 
     let open_call = move || {
-        let receiver = names.open();
+        let mut receiver = names.open();
         sent.set(Vec::new());
         summary.set(None);
         state.set(CallState::Running);
         let api = api.clone();
         let deadline = deadline.get();
         spawn_local(async move {
-            let result = api.say_hello_to_all(receiver, deadline).await;
+            let mut reconnects = Reconnects::default();
+            let result = loop {
+                let error = match api.say_hello_to_all(receiver, deadline).await {
+                    Ok(summary) => break Ok(summary),
+                    Err(error) => error,
+                };
+                if !reconnects.reopen_after(&error, state).await {
+                    break Err(error);
+                }
+                receiver = names.reopen(sent.get_untracked());
+            };
             names.close();
             state.set(CallState::Ended(
                 result.as_ref().map(|_| ()).map_err(Clone::clone),

@@ -24,6 +24,21 @@ impl NameStream {
         receiver
     }
 
+    /// A new request stream for a call opened again after the server went away, starting with
+    /// `queued` (what the old call may not have delivered). It stays open for more names if the
+    /// old one was open, and ends after `queued` if the user had already ended it.
+    pub fn reopen(&self, queued: Vec<String>) -> mpsc::UnboundedReceiver<String> {
+        let (sender, receiver) = mpsc::unbounded();
+        for name in queued {
+            // The receiver is alive: it is returned below.
+            let _ = sender.unbounded_send(name);
+        }
+        if self.is_open() {
+            self.0.set_value(Some(sender));
+        }
+        receiver
+    }
+
     /// Sends `name` on the open stream; false when none is open or the call has ended.
     pub fn send(&self, name: String) -> bool {
         self.0.with_value(|sender| {

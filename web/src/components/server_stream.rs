@@ -1,5 +1,6 @@
 //! Server streaming: one request, then greetings appearing as they arrive, with Cancel stopping
-//! the stream on the server too (dropping the call aborts its fetch).
+//! the stream on the server too (dropping the call aborts its fetch). A stream the server ended
+//! with `UNAVAILABLE` (a replica going away) is reopened for the greetings still to come.
 
 use futures_util::{
     future::{AbortHandle, Abortable},
@@ -8,7 +9,7 @@ use futures_util::{
 use hello_proto::HelloStreamRequest;
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
-use super::{CallState, Deadline, StatusLine};
+use super::{CallState, Deadline, Reconnects, StatusLine};
 use crate::api::{CallError, GreeterApi};
 
 #[component]
@@ -41,12 +42,31 @@ pub fn ServerStream() -> impl IntoView {
         let api = api.clone();
         let deadline = deadline.get();
         let call = async move {
-            let mut stream = api.say_hello_stream(request, deadline).await?;
-            while let Some(greeting) = stream.next().await {
-                let greeting = greeting?;
-                greetings.update(|all| all.push(greeting));
+            let mut reconnects = Reconnects::default();
+            let mut still_to_come = request.count;
+            loop {
+                let request = HelloStreamRequest {
+                    count: still_to_come,
+                    ..request.clone()
+                };
+                let stream = async {
+                    let mut stream = api.say_hello_stream(request, deadline).await?;
+                    while let Some(greeting) = stream.next().await {
+                        let greeting = greeting?;
+                        greetings.update(|all| all.push(greeting));
+                        still_to_come = still_to_come.saturating_sub(1);
+                        reconnects.progressed();
+                    }
+                    Ok(())
+                };
+                let error = match stream.await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => error,
+                };
+                if still_to_come == 0 || !reconnects.reopen_after(&error, state).await {
+                    return Err(error);
+                }
             }
-            Ok(())
         };
         spawn_local(async move {
             let result = Abortable::new(call, registration)

@@ -1,5 +1,5 @@
-//! The state of a streaming call, and the line that shows it: running, `OK`, or the gRPC code and
-//! message it ended with.
+//! The state of a streaming call, and the line that shows it: running, reconnecting after the
+//! server went away, `OK`, or the gRPC code and message it ended with.
 
 use leptos::prelude::*;
 
@@ -10,12 +10,15 @@ pub enum CallState {
     #[default]
     Idle,
     Running,
+    /// The stream ended with this error and is about to be opened again.
+    Reconnecting(CallError),
     Ended(Result<(), CallError>),
 }
 
 impl CallState {
+    /// Running or reconnecting: the panel's call is not over.
     pub fn is_running(&self) -> bool {
-        matches!(self, Self::Running)
+        matches!(self, Self::Running | Self::Reconnecting(_))
     }
 }
 
@@ -24,6 +27,7 @@ pub fn StatusLine(#[prop(into)] id: String, state: RwSignal<CallState>) -> impl 
     let text = move || match state.get() {
         CallState::Idle => String::new(),
         CallState::Running => "running…".to_owned(),
+        CallState::Reconnecting(error) => format!("reconnecting… ({error})"),
         CallState::Ended(Ok(())) => "OK".to_owned(),
         CallState::Ended(Err(error)) => error.to_string(),
     };
