@@ -38,6 +38,8 @@ pub struct ClusterOptions {
     pub health_checks: bool,
     /// Arguments every replica gets after `--addr`.
     pub server_args: Vec<String>,
+    /// Environment variables every replica gets (`RUST_LOG`, say).
+    pub server_env: Vec<(String, String)>,
     /// Where the rendered configuration, the admin socket and the logs go.
     pub dir: PathBuf,
 }
@@ -257,6 +259,7 @@ fn start_replica(
             .arg("--addr")
             .arg(replica.addr.to_string())
             .args(&options.server_args)
+            .envs(options.server_env.iter().map(|(name, value)| (name, value)))
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(Stdio::from(log)),
     )

@@ -42,6 +42,7 @@ fn start_cluster(dir: PathBuf, health_checks: bool) -> Cluster {
         ]
         .map(String::from)
         .to_vec(),
+        server_env: Vec::new(),
         dir,
     })
     .unwrap_or_else(|e| panic!("{e}"))

@@ -1,12 +1,13 @@
 //! `cargo xtask bench`: where the server and the page stand, against peers and against the ceiling,
 //! all from one run so that the ratios hold on a noisy machine.
 //!
-//! Everything is on loopback and bounded in time (about four minutes): release builds of our
-//! server, a bare tonic + tonic-web server, a plain hyper ceiling (bench/), connect-node's server
-//! (interop/connect-server.mjs) and the seed's Python grpcio server, loaded by h2load (Debian's
-//! nghttp2-client) for unary calls and by bench's loadgen for streams; the page in headless
-//! Chromium (playwright-core). The table goes to standard output and to BENCHMARKS.md, with the
-//! date and the machine.
+//! Everything is on loopback and bounded in time (about eight minutes): release builds of our
+//! server, alone and as replicas behind HAProxy (deploy/haproxy.cfg, one replica and three, and
+//! three during a rolling restart), a bare tonic + tonic-web server, a plain hyper ceiling
+//! (bench/), connect-node's server (interop/connect-server.mjs) and the seed's Python grpcio
+//! server, loaded by h2load (Debian's nghttp2-client) for unary calls and by bench's loadgen for
+//! streams; the page in headless Chromium (playwright-core). The table goes to standard output
+//! and to BENCHMARKS.md, with the date and the machine.
 
 use std::{
     path::Path,
@@ -14,16 +15,18 @@ use std::{
     time::Duration,
 };
 
+mod balanced;
 mod browser;
 mod report;
 mod server;
 
+use balanced::{Balanced, DuringRoll};
 use browser::{
     build_bench_page, first_greeting, page_bytes, page_clients, FirstGreeting, PageBytes,
     SideBySide,
 };
 use report::{machine, Report};
-use server::Server;
+use server::{Server, Target};
 
 use crate::{page, process, setup, workspace_root, Result};
 
@@ -68,6 +71,7 @@ impl Protocol {
 pub fn run() -> Result {
     let tools = setup::tools(true)?;
     setup::debian_packages(&["nghttp2-client"])?;
+    let haproxy = setup::haproxy()?;
     let root = workspace_root();
     page::build_release_server(&tools, &["greeter-bench", "greeter-cli"])?;
     for dir in ["interop", "bench/browser"] {
@@ -120,21 +124,27 @@ pub fn run() -> Result {
             .stdout(Stdio::null()),
         |_| Vec::new(),
     )?;
+    // Our release server behind HAProxy (deploy/haproxy.cfg), one replica and three.
+    let mut balanced = Balanced::start(&release, &haproxy, &root.join("target/bench/cluster"))?;
     let rows = [
-        (&ours, Protocol::Native),
-        (&ours, Protocol::GrpcWebHttp1),
-        (&ours, Protocol::GrpcWebHttp2),
-        (&bare, Protocol::Native),
-        (&bare, Protocol::GrpcWebHttp1),
-        (&bare, Protocol::GrpcWebHttp2),
-        (&ceiling, Protocol::Http1),
-        (&connect, Protocol::GrpcWebHttp1),
-        (&grpcio, Protocol::Native),
+        (ours.target(), Protocol::Native),
+        (ours.target(), Protocol::GrpcWebHttp1),
+        (ours.target(), Protocol::GrpcWebHttp2),
+        (bare.target(), Protocol::Native),
+        (bare.target(), Protocol::GrpcWebHttp1),
+        (bare.target(), Protocol::GrpcWebHttp2),
+        (ceiling.target(), Protocol::Http1),
+        (connect.target(), Protocol::GrpcWebHttp1),
+        (grpcio.target(), Protocol::Native),
+        (balanced.one_replica(), Protocol::Native),
+        (balanced.three_replicas(), Protocol::Native),
+        (balanced.one_replica(), Protocol::GrpcWebHttp1),
+        (balanced.three_replicas(), Protocol::GrpcWebHttp1),
     ];
     let mut rounds: Vec<Vec<Unary>> = rows.iter().map(|_| Vec::new()).collect();
     for round in 1..=UNARY_ROUNDS {
-        for ((server, protocol), measured) in rows.iter().zip(&mut rounds) {
-            let row = h2load(&root, server, *protocol, &body)?;
+        for ((target, protocol), measured) in rows.iter().zip(&mut rounds) {
+            let row = h2load(&root, target, *protocol, &body)?;
             println!(
                 "xtask: round {round}: {} over {}: {:.0} req/s",
                 row.server,
@@ -146,6 +156,8 @@ pub fn run() -> Result {
     }
     let unary = rounds.into_iter().map(median_round).collect();
     drop((bare, ceiling, connect, grpcio));
+    let during_roll = balanced.during_roll(&root, &body)?;
+    drop(balanced);
 
     let streaming = [
         ("gRPC, HTTP/2", "native"),
@@ -198,6 +210,7 @@ pub fn run() -> Result {
         page_bytes,
         first_greeting,
         side_by_side,
+        during_roll,
     };
     let table = report.render();
     println!("\n{table}");
@@ -223,9 +236,31 @@ fn median_round(mut rounds: Vec<Unary>) -> Unary {
     rounds.swap_remove(rounds.len() / 2)
 }
 
-/// Checks that one call gets its greeting, then loads the server with h2load.
-fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Result<Unary> {
-    verify_greeting(root, server, protocol, body)?;
+/// Checks that one call gets its greeting, then loads the server with h2load for
+/// [`LOAD_SECONDS`]; every request must succeed.
+fn h2load(root: &Path, target: &Target, protocol: Protocol, body: &Path) -> Result<Unary> {
+    verify_greeting(root, target, protocol, body)?;
+    let (row, failed) = load(root, target, protocol, body, LOAD_SECONDS)?;
+    match failed {
+        0 => Ok(row),
+        _ => Err(format!(
+            "{} over {}: {failed} requests did not succeed",
+            target.name,
+            protocol.label()
+        )),
+    }
+}
+
+/// Loads `target` with h2load for `seconds` after a second of warm-up: the figures, and how many
+/// requests failed (an HTTP error, a reset stream or a timeout; h2load does not read gRPC
+/// trailers, so a gRPC error status is not counted).
+fn load(
+    root: &Path,
+    target: &Target,
+    protocol: Protocol,
+    body: &Path,
+    seconds: u64,
+) -> Result<(Unary, u64)> {
     let log = root.join("target/bench/h2load.log");
     // h2load appends to its log.
     let _ = std::fs::remove_file(&log);
@@ -236,7 +271,7 @@ fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Resu
     let mut command = Command::new("h2load");
     command
         .arg("-D")
-        .arg(LOAD_SECONDS.to_string())
+        .arg(seconds.to_string())
         .args(["--warm-up-time", "1"])
         .arg("-d")
         .arg(body)
@@ -268,9 +303,9 @@ fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Resu
             "x-grpc-web: 1",
         ]),
     };
-    command.arg(format!("{}{path}", server.url));
+    command.arg(format!("{}{path}", target.url()));
     let output = process::output(&mut command)
-        .ok_or_else(|| format!("h2load against {} failed", server.name))?;
+        .ok_or_else(|| format!("h2load against {} failed", target.name))?;
     // "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
     let requests = output
         .lines()
@@ -294,13 +329,9 @@ fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Resu
         .and_then(|rate| rate.strip_suffix(" req/s"))
         .and_then(|rate| rate.parse::<f64>().ok())
         .ok_or_else(|| format!("h2load printed no rate:\n{output}"))?;
-    if count("failed") != 0 || count("errored") != 0 || count("timeout") != 0 {
-        return Err(format!(
-            "{} over {}: not every request succeeded: {requests}",
-            server.name,
-            protocol.label()
-        ));
-    }
+    let failed = count("failed")
+        .saturating_add(count("errored"))
+        .saturating_add(count("timeout"));
     let mut durations_us: Vec<u64> = std::fs::read_to_string(&log)
         .map_err(|e| format!("cannot read the h2load log: {e}"))?
         .lines()
@@ -308,34 +339,36 @@ fn h2load(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Resu
         .collect();
     durations_us.sort_unstable();
     if durations_us.is_empty() {
-        return Err(format!("{}: h2load logged no requests", server.name));
+        return Err(format!("{}: h2load logged no requests", target.name));
     }
     let percentile = |p: f64| {
         let index =
             ((durations_us.len() as f64 * p).ceil() as usize).clamp(1, durations_us.len()) - 1;
         durations_us[index] as f64 / 1000.0
     };
-    Ok(Unary {
-        server: server.name,
+    let row = Unary {
+        server: target.name,
         protocol,
         requests_per_second,
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),
-    })
+    };
+    Ok((row, failed))
 }
 
 /// One call before the load, checked for its greeting: h2load counts HTTP statuses only, and a
 /// gRPC error is an HTTP 200.
-fn verify_greeting(root: &Path, server: &Server, protocol: Protocol, body: &Path) -> Result {
+fn verify_greeting(root: &Path, target: &Target, protocol: Protocol, body: &Path) -> Result {
     let expect = |output: Option<String>, wanted: &str| match output {
         Some(text) if text.contains(wanted) => Ok(()),
         other => Err(format!(
             "{} over {}: expected {wanted:?} in the answer, got {other:?}",
-            server.name,
+            target.name,
             protocol.label()
         )),
     };
-    let address = format!("127.0.0.1:{}", server.port);
+    let address = format!("127.0.0.1:{}", target.port);
+    let url = target.url();
     match protocol {
         Protocol::Native => expect(
             process::output(Command::new(root.join("target/release/greeter")).args([
@@ -363,7 +396,7 @@ fn verify_greeting(root: &Path, server: &Server, protocol: Protocol, body: &Path
                     "content-type: application/grpc-web+proto",
                     "-H",
                     "x-grpc-web: 1",
-                    &format!("{}/hello.Greeter/SayHello", server.url),
+                    &format!("{url}/hello.Greeter/SayHello"),
                 ]))
                 .map(|answer| answer.replace('\r', "")),
                 "Hello, world",
@@ -371,7 +404,7 @@ fn verify_greeting(root: &Path, server: &Server, protocol: Protocol, body: &Path
             Ok(())
         }
         Protocol::Http1 => expect(
-            process::output(Command::new("curl").args(["-s", "-d", "x", &server.url])),
+            process::output(Command::new("curl").args(["-s", "-d", "x", &url])),
             "Hello, world",
         ),
     }

@@ -39,6 +39,7 @@ pub fn run(replicas: usize, port: u16, roll: bool) -> Result {
         front_port: port,
         health_checks: true,
         server_args: Vec::new(),
+        server_env: Vec::new(),
         dir: root.join("target/cluster"),
     })?;
     println!(

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    FirstGreeting, HeldRss, PageBytes, Protocol, SideBySide, Unary, HELD_STREAMS, LOAD_SECONDS,
-    PAGE_RUNS, UNARY_ROUNDS,
+    balanced::ROLL_LOAD_SECONDS, DuringRoll, FirstGreeting, HeldRss, PageBytes, Protocol,
+    SideBySide, Unary, HELD_STREAMS, LOAD_SECONDS, PAGE_RUNS, UNARY_ROUNDS,
 };
 
 /// Every figure of one run, and the table they make.
@@ -18,6 +18,7 @@ pub(super) struct Report {
     pub(super) page_bytes: PageBytes,
     pub(super) first_greeting: FirstGreeting,
     pub(super) side_by_side: SideBySide,
+    pub(super) during_roll: DuringRoll,
 }
 
 impl Report {
@@ -47,6 +48,36 @@ impl Report {
                 row.p99_ms
             );
         }
+        let roll = &self.during_roll;
+        let _ = writeln!(
+            out,
+            "\n## A rolling restart through HAProxy (3 replicas, gRPC, HTTP/2 (c4 m10), {ROLL_LOAD_SECONDS} s of load each)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| the cluster | req/s | p50 ms | p99 ms | p99 against left alone | requests failed (h2load) |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| left alone | {:.0} | {:.2} | {:.2} | 1 × | — |",
+            roll.steady.requests_per_second, roll.steady.p50_ms, roll.steady.p99_ms
+        );
+        let _ = writeln!(
+            out,
+            "| every replica restarted once, one at a time (the roll took {:.1} s) | {:.0} | {:.2} | {:.2} | {:.2} × | {} |",
+            roll.roll_took.as_secs_f64(),
+            roll.rolling.requests_per_second,
+            roll.rolling.p50_ms,
+            roll.rolling.p99_ms,
+            roll.rolling.p99_ms / roll.steady.p99_ms,
+            roll.failed
+        );
+        let _ = writeln!(
+            out,
+            "\nh2load counts HTTP errors, reset streams and timeouts; it does not read gRPC trailers. \
+             That no call fails during a roll, whatever its status, is what the cluster tests assert."
+        );
         let _ = writeln!(
             out,
             "\n## Server streaming (`SayHelloStream`, 1,000 greetings a call, 4 callers, 5 s)\n"

@@ -8,6 +8,19 @@ use crate::{
     Result,
 };
 
+/// What a load generator loads: a server (or a balancer in front of servers) on a loopback port.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    pub(super) name: &'static str,
+    pub(super) port: u16,
+}
+
+impl Target {
+    pub(super) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 /// A server under measurement, on a free loopback port; stopped when dropped.
 pub(super) struct Server {
     pub(super) name: &'static str,
@@ -38,6 +51,13 @@ impl Server {
             url: format!("http://127.0.0.1:{port}"),
             process,
         })
+    }
+
+    pub(super) fn target(&self) -> Target {
+        Target {
+            name: self.name,
+            port: self.port,
+        }
     }
 
     /// The server's resident set size now, and at its peak, in KiB.
