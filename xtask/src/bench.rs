@@ -10,7 +10,7 @@
 //! and to BENCHMARKS.md, with the date and the machine.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -53,6 +53,8 @@ enum Protocol {
     Native,
     GrpcWebHttp1,
     GrpcWebHttp2,
+    /// The Connect protocol's unary POST (a bare protobuf body), over HTTP/1.1.
+    ConnectHttp1,
     /// The ceiling's plain HTTP/1.1 POST.
     Http1,
 }
@@ -63,6 +65,7 @@ impl Protocol {
             Protocol::Native => "gRPC, HTTP/2 (c4 m10)",
             Protocol::GrpcWebHttp1 => "gRPC-Web, HTTP/1.1 (c8)",
             Protocol::GrpcWebHttp2 => "gRPC-Web, HTTP/2 (c4 m10)",
+            Protocol::ConnectHttp1 => "Connect, HTTP/1.1 (c8)",
             Protocol::Http1 => "plain HTTP/1.1 (c8)",
         }
     }
@@ -73,7 +76,10 @@ pub fn run() -> Result {
     setup::debian_packages(&["nghttp2-client"])?;
     let haproxy = setup::haproxy()?;
     let root = workspace_root();
-    page::build_release_server(&tools, &["greeter-bench", "greeter-cli"])?;
+    page::build_release_server(
+        &tools,
+        &["greeter-bench", "greeter-bench-connect-rust", "greeter-cli"],
+    )?;
     for dir in ["interop", "bench/browser"] {
         process::run(tools.command("npm").current_dir(root.join(dir)).args([
             "ci",
@@ -84,10 +90,7 @@ pub fn run() -> Result {
     let venv = &tools.test.as_ref().expect("set up for tests").venv;
     let python_stubs = crate::interop::python_stubs(&venv.join("bin/python"), &root)?;
     let release = root.join("target/release");
-    let body = root.join("target/bench/say-hello-world.bin");
-    std::fs::create_dir_all(body.parent().unwrap()).map_err(|e| e.to_string())?;
-    // HelloRequest{name: "world"} in a gRPC frame: flag, length, then the message.
-    std::fs::write(&body, b"\x00\x00\x00\x00\x07\x0a\x05world").map_err(|e| e.to_string())?;
+    let body = Bodies::write(&root.join("target/bench"))?;
 
     let ours = Server::start(
         "greeter-server",
@@ -108,6 +111,11 @@ pub fn run() -> Result {
         "plain hyper (ceiling)",
         &mut Command::new(release.join("ceiling")),
         |port| vec![format!("127.0.0.1:{port}")],
+    )?;
+    let connect_rust = Server::start(
+        "connect-rust (connectrpc 0.9)",
+        &mut Command::new(release.join("connect_rust")),
+        |port| vec![port.to_string()],
     )?;
     let connect = Server::start(
         "connect-node",
@@ -134,6 +142,10 @@ pub fn run() -> Result {
         (bare.target(), Protocol::GrpcWebHttp1),
         (bare.target(), Protocol::GrpcWebHttp2),
         (ceiling.target(), Protocol::Http1),
+        (connect_rust.target(), Protocol::Native),
+        (connect_rust.target(), Protocol::GrpcWebHttp1),
+        (connect_rust.target(), Protocol::GrpcWebHttp2),
+        (connect_rust.target(), Protocol::ConnectHttp1),
         (connect.target(), Protocol::GrpcWebHttp1),
         (grpcio.target(), Protocol::Native),
         (balanced.one_replica(), Protocol::Native),
@@ -155,7 +167,7 @@ pub fn run() -> Result {
         }
     }
     let unary = rounds.into_iter().map(median_round).collect();
-    drop((bare, ceiling, connect, grpcio));
+    drop((bare, ceiling, connect_rust, connect, grpcio));
     let during_roll = balanced.during_roll(&root, &body)?;
     drop(balanced);
 
@@ -230,6 +242,34 @@ pub fn run() -> Result {
     Ok(())
 }
 
+/// The request bodies h2load sends: `HelloRequest{name: "world"}`, in a gRPC frame (flag, length,
+/// then the message) for gRPC and gRPC-Web, and bare for the Connect protocol's unary POST.
+struct Bodies {
+    framed: PathBuf,
+    bare: PathBuf,
+}
+
+impl Bodies {
+    fn write(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let bodies = Self {
+            framed: dir.join("say-hello-world.grpc.bin"),
+            bare: dir.join("say-hello-world.proto.bin"),
+        };
+        std::fs::write(&bodies.framed, b"\x00\x00\x00\x00\x07\x0a\x05world")
+            .and_then(|()| std::fs::write(&bodies.bare, b"\x0a\x05world"))
+            .map_err(|e| e.to_string())?;
+        Ok(bodies)
+    }
+
+    fn for_protocol(&self, protocol: Protocol) -> &Path {
+        match protocol {
+            Protocol::ConnectHttp1 => &self.bare,
+            _ => &self.framed,
+        }
+    }
+}
+
 /// The round with the median rate, with that round's latencies.
 fn median_round(mut rounds: Vec<Unary>) -> Unary {
     rounds.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
@@ -238,7 +278,7 @@ fn median_round(mut rounds: Vec<Unary>) -> Unary {
 
 /// Checks that one call gets its greeting, then loads the server with h2load for
 /// [`LOAD_SECONDS`]; every request must succeed.
-fn h2load(root: &Path, target: &Target, protocol: Protocol, body: &Path) -> Result<Unary> {
+fn h2load(root: &Path, target: &Target, protocol: Protocol, body: &Bodies) -> Result<Unary> {
     verify_greeting(root, target, protocol, body)?;
     let (row, failed) = load(root, target, protocol, body, LOAD_SECONDS)?;
     match failed {
@@ -258,7 +298,7 @@ fn load(
     root: &Path,
     target: &Target,
     protocol: Protocol,
-    body: &Path,
+    body: &Bodies,
     seconds: u64,
 ) -> Result<(Unary, u64)> {
     let log = root.join("target/bench/h2load.log");
@@ -274,7 +314,7 @@ fn load(
         .arg(seconds.to_string())
         .args(["--warm-up-time", "1"])
         .arg("-d")
-        .arg(body)
+        .arg(body.for_protocol(protocol))
         .arg("--log-file")
         .arg(&log);
     match protocol {
@@ -301,6 +341,14 @@ fn load(
             "content-type: application/grpc-web+proto",
             "-H",
             "x-grpc-web: 1",
+        ]),
+        Protocol::ConnectHttp1 => command.args([
+            "--h1",
+            "-c8",
+            "-H",
+            "content-type: application/proto",
+            "-H",
+            "connect-protocol-version: 1",
         ]),
     };
     command.arg(format!("{}{path}", target.url()));
@@ -358,7 +406,7 @@ fn load(
 
 /// One call before the load, checked for its greeting: h2load counts HTTP statuses only, and a
 /// gRPC error is an HTTP 200.
-fn verify_greeting(root: &Path, target: &Target, protocol: Protocol, body: &Path) -> Result {
+fn verify_greeting(root: &Path, target: &Target, protocol: Protocol, body: &Bodies) -> Result {
     let expect = |output: Option<String>, wanted: &str| match output {
         Some(text) if text.contains(wanted) => Ok(()),
         other => Err(format!(
@@ -391,7 +439,7 @@ fn verify_greeting(root: &Path, target: &Target, protocol: Protocol, body: &Path
                     "-s",
                     version,
                     "--data-binary",
-                    &format!("@{}", body.display()),
+                    &format!("@{}", body.for_protocol(protocol).display()),
                     "-H",
                     "content-type: application/grpc-web+proto",
                     "-H",
@@ -403,6 +451,20 @@ fn verify_greeting(root: &Path, target: &Target, protocol: Protocol, body: &Path
             )?;
             Ok(())
         }
+        Protocol::ConnectHttp1 => expect(
+            process::output(Command::new("curl").args([
+                "-s",
+                "--http1.1",
+                "--data-binary",
+                &format!("@{}", body.for_protocol(protocol).display()),
+                "-H",
+                "content-type: application/proto",
+                "-H",
+                "connect-protocol-version: 1",
+                &format!("{url}/hello.Greeter/SayHello"),
+            ])),
+            "Hello, world",
+        ),
         Protocol::Http1 => expect(
             process::output(Command::new("curl").args(["-s", "-d", "x", &url])),
             "Hello, world",

@@ -197,7 +197,8 @@ fn cluster_tests(tools: &Tools, root: &Path) -> Tally {
             .command("cargo")
             .current_dir(root)
             .args(["test", "-p", "greeter-cluster", "--no-fail-fast", "--"])
-            .arg("--test-threads=1")
+            // One cluster at a time; and what each roll's load saw, printed even when it passes.
+            .args(["--test-threads=1", "--show-output"])
             .env(
                 "GREETER_CLUSTER_SERVER",
                 root.join("target/debug/greeter-server"),

@@ -11,7 +11,7 @@ use std::{
 
 use greeter_cluster::{Cluster, ClusterOptions};
 
-use super::{load, server::Target, Protocol, Unary};
+use super::{load, server::Target, Bodies, Protocol, Unary};
 use crate::Result;
 
 /// How long the load runs for the roll row (and its steady twin): longer than a roll of three
@@ -73,7 +73,7 @@ impl Balanced {
 
     /// Native gRPC unary load on the three replicas for [`ROLL_LOAD_SECONDS`], first left alone,
     /// then with every replica restarted once, one at a time.
-    pub(super) fn during_roll(&mut self, root: &Path, body: &Path) -> Result<DuringRoll> {
+    pub(super) fn during_roll(&mut self, root: &Path, body: &Bodies) -> Result<DuringRoll> {
         let target = self.three_replicas();
         println!(
             "xtask: {} over gRPC for {ROLL_LOAD_SECONDS} s, steady",
