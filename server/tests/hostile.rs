@@ -261,17 +261,28 @@ async fn ten_thousand_dropped_connections_are_all_released() {
         }
     }
 
-    wait_until(|| async { connections_now().await == 1 && server.open_fds() == fds_before }).await;
+    // Up to 10,000 connections wait in the listen backlog for the accept loop, which shares two
+    // cores with the rest of the test suite: what must hold is that all are released.
+    let all_released = || async { connections_now().await == 1 && server.open_fds() == fds_before };
+    wait_until_within(Duration::from_secs(30), all_released).await;
     server.assert_serving().await;
 }
 
 /// Polls `done` every 50 ms, failing the test if it is not true within 10 s.
-async fn wait_until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+async fn wait_until<F: std::future::Future<Output = bool>>(done: impl FnMut() -> F) {
+    wait_until_within(Duration::from_secs(10), done).await
+}
+
+/// Polls `done` every 50 ms, failing the test if it is not true within `within`.
+async fn wait_until_within<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + within;
     while !done().await {
         assert!(
             std::time::Instant::now() < deadline,
-            "not released within 10 s"
+            "not released within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
