@@ -97,12 +97,22 @@ pub fn Chat() -> impl IntoView {
                 </button>
             </form>
             <ol id="chat-log" class="conversation">
-                <For each=move || lines.get().into_iter().enumerate() key=|(i, _)| *i let((_, line))>
-                    {match line {
-                        Line::Sent(text) => view! { <li class="sent">{text}</li> },
-                        Line::Received(text) => view! { <li class="received">{text}</li> },
-                    }}
-                </For>
+                // Lines are only ever appended (or all cleared), so rendering the list by position
+                // touches only the new ones; a keyed list would add a keyed diff and its hash maps
+                // to the page for nothing.
+                {move || {
+                    lines
+                        .get()
+                        .into_iter()
+                        .map(|line| {
+                            let (class, text) = match line {
+                                Line::Sent(text) => ("sent", text),
+                                Line::Received(text) => ("received", text),
+                            };
+                            view! { <li class=class>{text}</li> }
+                        })
+                        .collect_view()
+                }}
             </ol>
             <StatusLine id="chat-status" state />
         </section>

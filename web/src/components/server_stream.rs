@@ -95,9 +95,15 @@ pub fn ServerStream() -> impl IntoView {
                 </button>
             </form>
             <ol id="stream-messages">
-                <For each=move || greetings.get().into_iter().enumerate() key=|(i, _)| *i let((_, greeting))>
-                    <li>{greeting}</li>
-                </For>
+                // Greetings are only ever appended (or all cleared), so rendering the list by
+                // position touches only the new ones, with no keyed diff.
+                {move || {
+                    greetings
+                        .get()
+                        .into_iter()
+                        .map(|greeting| view! { <li>{greeting}</li> })
+                        .collect_view()
+                }}
             </ol>
             <StatusLine id="stream-status" state />
         </section>
