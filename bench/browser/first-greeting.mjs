@@ -8,7 +8,9 @@
 // way: the time its field appears is the floor that this browser and machine put under any page.
 //
 // Usage: node first-greeting.mjs URL RUNS [FLOOR_URL]   (CHROMIUM: the browser; default /usr/bin/chromium)
-// Prints one JSON line: {"runs": [{"ready", "roundTrip", "firstGreeting"}, ...], "floor": [ms, ...]}
+// Prints one JSON line: {"runs": [{"ready", "roundTrip", "firstGreeting", and the parts: "html",
+// "code" (script and wasm received), "clickToRequest", "request", "responseToShown"}, ...],
+// "floor": [ms, ...]}
 
 import { chromium } from "playwright-core";
 
@@ -65,12 +67,30 @@ try {
       if (text !== "Hello, Bench") {
         throw new Error(`the page shows ${JSON.stringify(text)}`);
       }
-      return page.evaluate(() => window.__times);
+      return page.evaluate(() => {
+        // Where the time went, from the browser's own resource timings.
+        const resources = performance.getEntriesByType("resource");
+        const ended = (pattern) =>
+          Math.max(...resources.filter((entry) => pattern.test(entry.name)).map((entry) => entry.responseEnd));
+        const call = resources.find((entry) => entry.name.endsWith("/SayHello"));
+        return {
+          ...window.__times,
+          html: performance.getEntriesByType("navigation")[0].responseEnd,
+          code: ended(/\.(js|wasm)$/),
+          requestSent: call.startTime,
+          responseEnd: call.responseEnd,
+        };
+      });
     });
     results.push({
       ready: times.ready,
       roundTrip: times.shown - times.clicked,
       firstGreeting: times.ready + (times.shown - times.clicked),
+      html: times.html,
+      code: times.code,
+      clickToRequest: times.requestSent - times.clicked,
+      request: times.responseEnd - times.requestSent,
+      responseToShown: times.shown - times.responseEnd,
     });
   }
   const floor = [];

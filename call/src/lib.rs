@@ -21,7 +21,10 @@ pub fn with_deadline<T>(message: T, deadline: Option<Duration>) -> tonic::Reques
 /// The status code in `grpc-status` among `headers` (a response's trailers, or the headers of a
 /// trailers-only response), if there is one.
 pub fn status_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
+    // A constant name, not a `&str` that each lookup would parse again: every call's trailers
+    // pass here.
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    let value = headers.get(&GRPC_STATUS)?.to_str().ok()?;
     value.parse::<i32>().ok().map(tonic::Code::from_i32)
 }
 

@@ -20,7 +20,7 @@ use std::{
 
 use bytes::Bytes;
 use grpc_call::{code_name, status_code};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
@@ -33,7 +33,9 @@ use crate::{
     metrics::{MethodStats, Metrics},
 };
 
-const REQUEST_ID: &str = "x-request-id";
+/// A constant name: looked up by a `&str`, each call would parse the name again, and inserted by
+/// one, each response would allocate it.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the gate needs: the metrics to record into and the limit to admit under. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -79,7 +81,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let metrics = &self.gate.metrics;
-        let mut request_id = match request.headers().get(REQUEST_ID) {
+        let mut request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) => id.clone(),
             None => HeaderValue::from(metrics.next_request_id()),
         };

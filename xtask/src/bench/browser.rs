@@ -50,6 +50,14 @@ pub(super) struct FirstGreeting {
     pub(super) first_greeting_ms: f64,
     pub(super) ready_ms: f64,
     pub(super) round_trip_ms: f64,
+    /// The parts, each a median: the page's HTML received, its script and wasm received, from
+    /// the click to the call's request sent, the request's own time, and from its response to
+    /// the greeting shown.
+    pub(super) html_ms: f64,
+    pub(super) code_ms: f64,
+    pub(super) click_to_request_ms: f64,
+    pub(super) request_ms: f64,
+    pub(super) response_to_shown_ms: f64,
     /// When the field of a plain-HTML page with no script appears, loaded the same way.
     pub(super) floor_ms: f64,
 }
@@ -85,6 +93,11 @@ pub(super) fn first_greeting(
         first_greeting_ms: field("firstGreeting"),
         ready_ms: field("ready"),
         round_trip_ms: field("roundTrip"),
+        html_ms: field("html"),
+        code_ms: field("code"),
+        click_to_request_ms: field("clickToRequest"),
+        request_ms: field("request"),
+        response_to_shown_ms: field("responseToShown"),
         floor_ms: median(floor.iter().filter_map(|value| value.as_f64()).collect()),
     })
 }

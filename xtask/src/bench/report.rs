@@ -122,6 +122,16 @@ impl Report {
             "| the same field on a plain-HTML page with no script (this browser's floor), median of {PAGE_RUNS} | {:.1} ms |",
             first.floor_ms
         );
+        let _ = writeln!(
+            out,
+            "| … of which: HTML received / script and wasm received / app ready (medians) | {:.1} / {:.1} / {:.1} ms |",
+            first.html_ms, first.code_ms, first.ready_ms
+        );
+        let _ = writeln!(
+            out,
+            "| … and of the round trip: click → request sent / request / response → greeting shown (medians) | {:.1} / {:.1} / {:.1} ms |",
+            first.click_to_request_ms, first.request_ms, first.response_to_shown_ms
+        );
         let sides = &self.side_by_side;
         let _ = writeln!(
             out,
