@@ -17,6 +17,7 @@ use std::{
 
 mod balanced;
 mod browser;
+mod instructions;
 mod report;
 mod server;
 
@@ -171,6 +172,42 @@ pub fn run() -> Result {
     let during_roll = balanced.during_roll(&root, &body)?;
     drop(balanced);
 
+    // The same three servers' paths again, each alone under callgrind: instructions per call.
+    let addr = |port: u16| vec!["--addr".into(), format!("127.0.0.1:{port}")];
+    let mut instructions = Vec::new();
+    for protocol in [Protocol::GrpcWebHttp1, Protocol::Native] {
+        let ours = release.join("greeter-server");
+        let bare = release.join("bare_tonic");
+        let connect_rust = release.join("connect_rust");
+        instructions.push(instructions::per_call(
+            &root,
+            "greeter-server",
+            &ours,
+            &[("RUST_LOG", "warn")],
+            addr,
+            protocol,
+            &body,
+        )?);
+        instructions.push(instructions::per_call(
+            &root,
+            "bare tonic + tonic-web",
+            &bare,
+            &[],
+            |port| vec![format!("127.0.0.1:{port}")],
+            protocol,
+            &body,
+        )?);
+        instructions.push(instructions::per_call(
+            &root,
+            "connect-rust (connectrpc 0.9)",
+            &connect_rust,
+            &[],
+            |port| vec![port.to_string()],
+            protocol,
+            &body,
+        )?);
+    }
+
     let streaming = [
         ("gRPC, HTTP/2", "native"),
         ("gRPC-Web, HTTP/1.1", "grpc-web"),
@@ -223,6 +260,7 @@ pub fn run() -> Result {
         first_greeting,
         side_by_side,
         during_roll,
+        instructions,
     };
     let table = report.render();
     println!("\n{table}");
@@ -304,19 +342,74 @@ fn load(
     let log = root.join("target/bench/h2load.log");
     // h2load appends to its log.
     let _ = std::fs::remove_file(&log);
+    let mut command = h2load_command(target, protocol, body);
+    command
+        .arg("-D")
+        .arg(seconds.to_string())
+        .args(["--warm-up-time", "1"])
+        .arg("--log-file")
+        .arg(&log);
+    let output = process::output(&mut command)
+        .ok_or_else(|| format!("h2load against {} failed", target.name))?;
+    let count = |what: &str| request_count(&output, what);
+    // "finished in 5.00s, 57000.00 req/s, 3.1MB/s": the measurement period, warm-up excluded.
+    let requests_per_second = output
+        .lines()
+        .find_map(|line| line.strip_prefix("finished in "))
+        .and_then(|rest| rest.split(", ").nth(1))
+        .and_then(|rate| rate.strip_suffix(" req/s"))
+        .and_then(|rate| rate.parse::<f64>().ok())
+        .ok_or_else(|| format!("h2load printed no rate:\n{output}"))?;
+    let failed = count("failed")
+        .saturating_add(count("errored"))
+        .saturating_add(count("timeout"));
+    let mut durations_us: Vec<u64> = std::fs::read_to_string(&log)
+        .map_err(|e| format!("cannot read the h2load log: {e}"))?
+        .lines()
+        .filter_map(|line| line.split('\t').nth(2)?.parse().ok())
+        .collect();
+    durations_us.sort_unstable();
+    if durations_us.is_empty() {
+        return Err(format!("{}: h2load logged no requests", target.name));
+    }
+    let percentile = |p: f64| {
+        let index =
+            ((durations_us.len() as f64 * p).ceil() as usize).clamp(1, durations_us.len()) - 1;
+        durations_us[index] as f64 / 1000.0
+    };
+    let row = Unary {
+        server: target.name,
+        protocol,
+        requests_per_second,
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+    };
+    Ok((row, failed))
+}
+
+/// A count from h2load's summary line, "requests: N total, N started, N done, N succeeded,
+/// 0 failed, 0 errored, 0 timeout": `what` is "succeeded", "failed", ...; `u64::MAX` when missing.
+fn request_count(output: &str, what: &str) -> u64 {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("requests:"))
+        .and_then(|requests| requests.split(',').find(|part| part.trim().ends_with(what)))
+        .and_then(|part| {
+            part.split_whitespace()
+                .find_map(|word| word.parse::<u64>().ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// h2load sending `protocol`'s unary request to `target`, the load's shape (connections, streams
+/// per connection) fixed by the protocol; the caller adds how long or how many.
+fn h2load_command(target: &Target, protocol: Protocol, body: &Bodies) -> Command {
     let path = match protocol {
         Protocol::Http1 => "/",
         _ => "/hello.Greeter/SayHello",
     };
     let mut command = Command::new("h2load");
-    command
-        .arg("-D")
-        .arg(seconds.to_string())
-        .args(["--warm-up-time", "1"])
-        .arg("-d")
-        .arg(body.for_protocol(protocol))
-        .arg("--log-file")
-        .arg(&log);
+    command.arg("-d").arg(body.for_protocol(protocol));
     match protocol {
         Protocol::Native => command.args([
             "-c4",
@@ -352,56 +445,7 @@ fn load(
         ]),
     };
     command.arg(format!("{}{path}", target.url()));
-    let output = process::output(&mut command)
-        .ok_or_else(|| format!("h2load against {} failed", target.name))?;
-    // "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
-    let requests = output
-        .lines()
-        .find(|line| line.starts_with("requests:"))
-        .ok_or_else(|| format!("h2load printed no request counts:\n{output}"))?;
-    let count = |what: &str| {
-        requests
-            .split(',')
-            .find(|part| part.trim().ends_with(what))
-            .and_then(|part| {
-                part.split_whitespace()
-                    .find_map(|word| word.parse::<u64>().ok())
-            })
-            .unwrap_or(u64::MAX)
-    };
-    // "finished in 5.00s, 57000.00 req/s, 3.1MB/s": the measurement period, warm-up excluded.
-    let requests_per_second = output
-        .lines()
-        .find_map(|line| line.strip_prefix("finished in "))
-        .and_then(|rest| rest.split(", ").nth(1))
-        .and_then(|rate| rate.strip_suffix(" req/s"))
-        .and_then(|rate| rate.parse::<f64>().ok())
-        .ok_or_else(|| format!("h2load printed no rate:\n{output}"))?;
-    let failed = count("failed")
-        .saturating_add(count("errored"))
-        .saturating_add(count("timeout"));
-    let mut durations_us: Vec<u64> = std::fs::read_to_string(&log)
-        .map_err(|e| format!("cannot read the h2load log: {e}"))?
-        .lines()
-        .filter_map(|line| line.split('\t').nth(2)?.parse().ok())
-        .collect();
-    durations_us.sort_unstable();
-    if durations_us.is_empty() {
-        return Err(format!("{}: h2load logged no requests", target.name));
-    }
-    let percentile = |p: f64| {
-        let index =
-            ((durations_us.len() as f64 * p).ceil() as usize).clamp(1, durations_us.len()) - 1;
-        durations_us[index] as f64 / 1000.0
-    };
-    let row = Unary {
-        server: target.name,
-        protocol,
-        requests_per_second,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
-    };
-    Ok((row, failed))
+    command
 }
 
 /// One call before the load, checked for its greeting: h2load counts HTTP statuses only, and a

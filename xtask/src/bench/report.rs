@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 
 use super::{
-    balanced::ROLL_LOAD_SECONDS, DuringRoll, FirstGreeting, HeldRss, PageBytes, Protocol,
-    SideBySide, Unary, HELD_STREAMS, LOAD_SECONDS, PAGE_RUNS, UNARY_ROUNDS,
+    balanced::ROLL_LOAD_SECONDS,
+    instructions::{Instructions, COUNTED_CALLS},
+    DuringRoll, FirstGreeting, HeldRss, PageBytes, Protocol, SideBySide, Unary, HELD_STREAMS,
+    LOAD_SECONDS, PAGE_RUNS, UNARY_ROUNDS,
 };
 
 /// Every figure of one run, and the table they make.
@@ -19,6 +21,7 @@ pub(super) struct Report {
     pub(super) first_greeting: FirstGreeting,
     pub(super) side_by_side: SideBySide,
     pub(super) during_roll: DuringRoll,
+    pub(super) instructions: Vec<Instructions>,
 }
 
 impl Report {
@@ -27,6 +30,13 @@ impl Report {
             .iter()
             .find(|row| row.server.starts_with(server) && row.protocol == protocol)
             .map_or(f64::NAN, |row| row.requests_per_second)
+    }
+
+    fn instructions(&self, server: &str, protocol: Protocol) -> f64 {
+        self.instructions
+            .iter()
+            .find(|row| row.server.starts_with(server) && row.protocol == protocol)
+            .map_or(f64::NAN, |row| row.per_call)
     }
 
     pub(super) fn render(&self) -> String {
@@ -46,6 +56,29 @@ impl Report {
                 row.requests_per_second,
                 row.p50_ms,
                 row.p99_ms
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n## Instructions per unary call (callgrind, {COUNTED_CALLS} calls after a warm-up, user space, the same load's shape)\n"
+        );
+        let _ = writeln!(
+            out,
+            "The count does not move with the machine's load, so these ratios hold where the req/s above swing between runs.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| server | protocol | instructions per call | against bare tonic |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|");
+        for row in &self.instructions {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.3} × |",
+                row.server,
+                row.protocol.label(),
+                row.per_call,
+                row.per_call / self.instructions("bare tonic", row.protocol)
             );
         }
         let roll = &self.during_roll;
@@ -166,6 +199,14 @@ impl Report {
             1.0 - self.rate("greeter-server", protocol) / self.rate("bare tonic", protocol)
         })
         .fold(f64::NEG_INFINITY, f64::max);
+        let layer_instructions = [Protocol::Native, Protocol::GrpcWebHttp1]
+            .into_iter()
+            .map(|protocol| {
+                self.instructions("greeter-server", protocol)
+                    / self.instructions("bare tonic", protocol)
+                    - 1.0
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
         let connect = self.rate("connect-node", Protocol::GrpcWebHttp1);
         let connect_rust_h1 = self.rate("connect-rust", Protocol::GrpcWebHttp1);
         let connect_rust_native = self.rate("connect-rust", Protocol::Native);
@@ -185,6 +226,12 @@ impl Report {
                 "our layers cost ≤ 5 % against bare tonic (worst protocol)".into(),
                 format!("{:.1} %", layer_cost * 100.0),
                 Some(layer_cost <= 0.05),
+            ),
+            (
+                "our layers cost ≤ 5 % against bare tonic in instructions per call (worst protocol)"
+                    .into(),
+                format!("{:.1} %", layer_instructions * 100.0),
+                Some(layer_instructions <= 0.05),
             ),
             (
                 "gRPC-Web over HTTP/1.1 ≥ connect-rust's".into(),
