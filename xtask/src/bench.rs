@@ -74,7 +74,7 @@ impl Protocol {
 
 pub fn run() -> Result {
     let tools = setup::tools(true)?;
-    setup::debian_packages(&["nghttp2-client"])?;
+    setup::debian_packages(&["nghttp2-client", "valgrind"])?;
     let haproxy = setup::haproxy()?;
     let root = workspace_root();
     page::build_release_server(
