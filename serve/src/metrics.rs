@@ -61,8 +61,9 @@ pub const UNKNOWN_METHOD: &str = "unknown";
 #[derive(Debug)]
 pub struct Metrics {
     /// One entry per hosted method, fixed at start-up: a lookup takes no lock. Every call looks
-    /// its path up here, so with foldhash rather than SipHash (half the lookup's cost): the
-    /// table never grows after start-up, so a client's paths cannot flood it, only miss.
+    /// its path up here, so with foldhash, cheaper than SipHash; SipHash's resistance to
+    /// flooding buys nothing here: the table never grows after start-up, a client's path can only
+    /// miss it.
     methods: HashMap<String, Arc<MethodStats>, foldhash::fast::RandomState>,
     unknown: Arc<MethodStats>,
     in_flight: AtomicU64,
