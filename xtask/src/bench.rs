@@ -27,7 +27,7 @@ use browser::{
     SideBySide,
 };
 use report::{machine, Report};
-use server::{Server, Target};
+use server::{Server, Target, BARE_TONIC, CONNECT_RUST, GREETER_SERVER};
 
 use crate::{page, process, setup, workspace_root, Result};
 
@@ -93,31 +93,19 @@ pub fn run() -> Result {
     let release = root.join("target/release");
     let body = Bodies::write(&root.join("target/bench"))?;
 
-    let ours = Server::start(
-        "greeter-server",
-        Command::new(release.join("greeter-server")).env("RUST_LOG", "warn"),
-        |port| vec!["--addr".into(), format!("127.0.0.1:{port}")],
-    )?;
+    let ours = GREETER_SERVER.start(&release)?;
     let idle_rss = settle_and_read_rss(&ours)?;
 
     // Every unary row is measured once a round, the rows in turn, for UNARY_ROUNDS rounds; each
     // row reports its median round. A burst of noise on this shared machine then lands on one
     // round of every row rather than on the whole of one row.
-    let bare = Server::start(
-        "bare tonic + tonic-web",
-        &mut Command::new(release.join("bare_tonic")),
-        |port| vec![format!("127.0.0.1:{port}")],
-    )?;
+    let bare = BARE_TONIC.start(&release)?;
     let ceiling = Server::start(
         "plain hyper (ceiling)",
         &mut Command::new(release.join("ceiling")),
         |port| vec![format!("127.0.0.1:{port}")],
     )?;
-    let connect_rust = Server::start(
-        "connect-rust (connectrpc 0.9)",
-        &mut Command::new(release.join("connect_rust")),
-        |port| vec![port.to_string()],
-    )?;
+    let connect_rust = CONNECT_RUST.start(&release)?;
     let connect = Server::start(
         "connect-node",
         tools
@@ -173,39 +161,13 @@ pub fn run() -> Result {
     drop(balanced);
 
     // The same three servers' paths again, each alone under callgrind: instructions per call.
-    let addr = |port: u16| vec!["--addr".into(), format!("127.0.0.1:{port}")];
     let mut instructions = Vec::new();
     for protocol in [Protocol::GrpcWebHttp1, Protocol::Native] {
-        let ours = release.join("greeter-server");
-        let bare = release.join("bare_tonic");
-        let connect_rust = release.join("connect_rust");
-        instructions.push(instructions::per_call(
-            &root,
-            "greeter-server",
-            &ours,
-            &[("RUST_LOG", "warn")],
-            addr,
-            protocol,
-            &body,
-        )?);
-        instructions.push(instructions::per_call(
-            &root,
-            "bare tonic + tonic-web",
-            &bare,
-            &[],
-            |port| vec![format!("127.0.0.1:{port}")],
-            protocol,
-            &body,
-        )?);
-        instructions.push(instructions::per_call(
-            &root,
-            "connect-rust (connectrpc 0.9)",
-            &connect_rust,
-            &[],
-            |port| vec![port.to_string()],
-            protocol,
-            &body,
-        )?);
+        for server in [&GREETER_SERVER, &BARE_TONIC, &CONNECT_RUST] {
+            instructions.push(instructions::per_call(
+                &root, &release, server, protocol, &body,
+            )?);
+        }
     }
 
     let streaming = [

@@ -13,7 +13,7 @@ use std::{
     process::Command,
 };
 
-use super::{h2load_command, request_count, server::Server, Bodies, Protocol};
+use super::{h2load_command, request_count, server::Compared, Bodies, Protocol};
 use crate::{process, Result};
 
 /// Calls before the counters are zeroed.
@@ -28,20 +28,20 @@ pub(super) struct Instructions {
     pub(super) per_call: f64,
 }
 
-/// Starts `program` with `args(port)` under callgrind and counts the instructions it spends per
+/// Starts `server` from `release` under callgrind and counts the instructions it spends per
 /// call of `protocol`.
 pub(super) fn per_call(
     root: &Path,
-    name: &'static str,
-    program: &Path,
-    environment: &[(&str, &str)],
-    args: impl FnOnce(u16) -> Vec<String>,
+    release: &Path,
+    server: &Compared,
     protocol: Protocol,
     body: &Bodies,
 ) -> Result<Instructions> {
+    let name = server.name;
+    let program = server.program(release);
     let dir = root.join("target/bench/callgrind");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let out = dir.join(format!("{}.out", program_stem(program)));
+    let out = dir.join(format!("{}.out", program_stem(&program)));
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&dump);
@@ -49,9 +49,8 @@ pub(super) fn per_call(
     command
         .args(["--tool=callgrind", "--separate-threads=no"])
         .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(program)
-        .envs(environment.iter().copied());
-    let server = Server::start(name, &mut command, args)?;
+        .arg(&program);
+    let server = server.start_with(&mut command)?;
     let target = server.target();
     let calls = |count: u64| -> Result {
         let mut load = h2load_command(&target, protocol, body);

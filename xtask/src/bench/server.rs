@@ -1,7 +1,11 @@
 //! A server under measurement: started on a free loopback port, its memory read from `/proc`,
 //! stopped (with its process group) when dropped.
 
-use std::{process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use crate::{
     process::{free_port, ChildProcess},
@@ -18,6 +22,57 @@ pub(super) struct Target {
 impl Target {
     pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// One of the Rust servers built in `target/release` that the benchmark compares: how it is
+/// named in the tables, and how it is started, so that the timed rows and the counted ones
+/// start it the same way.
+pub(super) struct Compared {
+    pub(super) name: &'static str,
+    program: &'static str,
+    environment: &'static [(&'static str, &'static str)],
+    args: fn(u16) -> Vec<String>,
+}
+
+/// Our server, with its defaults but no log line per call.
+pub(super) const GREETER_SERVER: Compared = Compared {
+    name: "greeter-server",
+    program: "greeter-server",
+    environment: &[("RUST_LOG", "warn")],
+    args: |port| vec!["--addr".into(), format!("127.0.0.1:{port}")],
+};
+
+pub(super) const BARE_TONIC: Compared = Compared {
+    name: "bare tonic + tonic-web",
+    program: "bare_tonic",
+    environment: &[],
+    args: |port| vec![format!("127.0.0.1:{port}")],
+};
+
+pub(super) const CONNECT_RUST: Compared = Compared {
+    name: "connect-rust (connectrpc 0.9)",
+    program: "connect_rust",
+    environment: &[],
+    args: |port| vec![port.to_string()],
+};
+
+impl Compared {
+    /// Its binary in `release`, the directory of the release build.
+    pub(super) fn program(&self, release: &Path) -> PathBuf {
+        release.join(self.program)
+    }
+
+    /// Starts it from `release`.
+    pub(super) fn start(&self, release: &Path) -> Result<Server> {
+        self.start_with(&mut Command::new(self.program(release)))
+    }
+
+    /// Starts `command`, which runs [`Compared::program`] (itself, or under a tool such as
+    /// valgrind), with the server's environment and arguments added.
+    pub(super) fn start_with(&self, command: &mut Command) -> Result<Server> {
+        command.envs(self.environment.iter().copied());
+        Server::start(self.name, command, self.args)
     }
 }
 
