@@ -1,5 +1,7 @@
 //! What the server hosts, read from its services' own descriptor sets rather than from a list kept
-//! by hand: the method paths (`/package.Service/Method`) that metrics label calls by.
+//! by hand: the method paths (`/package.Service/Method`) that metrics label calls by, and each
+//! method's shape (whether it streams its request, its response), which the call gate bounds
+//! calls by.
 //!
 //! A client can send any path; only these become metric labels, so what a client invents can
 //! neither grow the metrics nor take a real method's label.
@@ -7,14 +9,47 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
+/// One hosted method: its path and its shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    /// `/package.Service/Method`.
+    pub path: String,
+    /// The client sends a stream of messages (client or bidirectional streaming).
+    pub client_streaming: bool,
+    /// The server sends a stream of messages (server or bidirectional streaming).
+    pub server_streaming: bool,
+}
+
+impl Method {
+    /// A unary method at `path`.
+    pub fn unary(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            client_streaming: false,
+            server_streaming: false,
+        }
+    }
+}
+
 /// Every method path of every service in an encoded `FileDescriptorSet`.
 ///
 /// # Panics
 /// If `encoded` is not a valid descriptor set: these are compiled into the binary, so a bad one
 /// is a build defect, not a run-time condition.
 pub fn method_paths(encoded: &[u8]) -> Vec<String> {
+    methods(encoded)
+        .into_iter()
+        .map(|method| method.path)
+        .collect()
+}
+
+/// Every method of every service in an encoded `FileDescriptorSet`, with its shape.
+///
+/// # Panics
+/// As [`method_paths`].
+pub fn methods(encoded: &[u8]) -> Vec<Method> {
     let set = FileDescriptorSet::decode(encoded).expect("an embedded descriptor set is valid");
-    let mut paths = Vec::new();
+    let mut methods = Vec::new();
     for file in &set.file {
         let package = file.package();
         for service in &file.service {
@@ -23,11 +58,15 @@ pub fn method_paths(encoded: &[u8]) -> Vec<String> {
                 package => format!("{package}.{}", service.name()),
             };
             for method in &service.method {
-                paths.push(format!("/{service_name}/{}", method.name()));
+                methods.push(Method {
+                    path: format!("/{service_name}/{}", method.name()),
+                    client_streaming: method.client_streaming(),
+                    server_streaming: method.server_streaming(),
+                });
             }
         }
     }
-    paths
+    methods
 }
 
 #[cfg(test)]
@@ -73,6 +112,17 @@ mod tests {
                 "/Bare/Ping"
             ]
         );
+    }
+
+    #[test]
+    fn reads_each_method_s_shape() {
+        let shapes: Vec<_> = methods(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .into_iter()
+            .chain(methods(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET))
+            .map(|method| (method.client_streaming, method.server_streaming))
+            .collect();
+        // Check (unary), Watch (server streaming), ServerReflectionInfo (bidirectional).
+        assert_eq!(shapes, [(false, false), (false, true), (true, true)]);
     }
 
     #[test]

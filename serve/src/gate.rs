@@ -1,5 +1,6 @@
 //! The gate every gRPC call passes, on any transport: it admits the call under the concurrency
-//! limit, gives it a request id and a tracing span, and records it in the metrics when it ends.
+//! limit, gives it a request id and a tracing span, bounds it, and records it in the metrics when
+//! it ends.
 //!
 //! The gate wraps each gRPC service inside its gRPC-Web translation, so it always sees native gRPC:
 //! the status in the trailers (or in the headers of a trailers-only response), whether the call
@@ -7,41 +8,110 @@
 //! stream holds its permit and is timed for its whole life; a body dropped before its status (the
 //! client left) counts as CANCELLED.
 //!
+//! It supervises every call itself, whatever the service does, so the bounds hold for any
+//! service hosted on the stack, health and reflection included:
+//! - the deadline, the client's `grpc-timeout` capped by `--max-call-duration`: when it passes,
+//!   the handler's future or its response stream is dropped (the service sees the cancellation)
+//!   and the call ends with DEADLINE_EXCEEDED;
+//! - the drain: once it begins, every streaming call still open ends with UNAVAILABLE, in its
+//!   trailers, whether or not the service watches [`crate::Server::draining`]; unary calls finish;
+//! - message sizes, both ways: a request message over the limit is refused from its prefix (see
+//!   [`crate::request_body`]), a response message over it is not sent; OUT_OF_RANGE;
+//! - a request message that stops arriving (see [`crate::request_body`]);
+//! - what a client can make it echo: a request id of at most [`MAX_REQUEST_ID_LEN`] visible ASCII
+//!   bytes is kept, any other is replaced; the method path in log lines and a status message are
+//!   cut to a bounded length.
+//!
+//! Timers are armed only when a call waits (its handler or its stream is pending), so a call that
+//! is answered at once pays for none.
+//!
 //! It is a hand-written tower service rather than a middleware closure: every call passes it, and
 //! a closure middleware costs each call a boxed future, a boxed body and a clone of the stack.
-
 use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
+    time::Duration,
 };
 
 use bytes::Bytes;
 use grpc_call::{code_name, status_code};
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
-use tokio::sync::OwnedSemaphorePermit;
-use tonic::{server::NamedService, Code, Status};
+use tokio::{
+    sync::OwnedSemaphorePermit,
+    time::{Instant, Sleep},
+};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::{body::Body, server::NamedService, Code, Status};
 use tower::{Layer, Service};
 
 use crate::{
-    body::{BodyGuard, GuardedBody},
+    deadline,
+    framing::Framing,
     limits::CallLimit,
     metrics::{MethodStats, Metrics},
+    request_body::{BoundedRequest, RequestBounds},
 };
 
 /// A constant name: looked up by a `&str`, each call would parse the name again, and inserted by
 /// one, each response would allocate it.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
-/// What the gate needs: the metrics to record into and the limit to admit under. Cheap to clone.
+/// The longest request id kept from a client; a longer one is replaced by one of the server's.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// The longest method path written to a log line as it came; a longer one is cut.
+pub const MAX_LOGGED_PATH_LEN: usize = 128;
+/// The longest `grpc-message` sent, in bytes as encoded; a longer one is cut. A service may echo
+/// what a client sent into its status message: that must not turn a small request into a large
+/// response.
+pub const MAX_STATUS_MESSAGE_LEN: usize = 1024;
+
+/// The status open streams end with when the drain begins.
+pub fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; retry the call")
+}
+
+/// The bounds every call is held to, from the options.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBounds {
+    /// The largest message either way, in bytes.
+    pub max_message_size: u64,
+    /// How long a request message may take to arrive (see [`crate::request_body`]).
+    pub message_timeout: Duration,
+    /// The longest any call may run, whatever its client asks for.
+    pub max_call_duration: Option<Duration>,
+}
+
+/// What the gate needs: the metrics to record into, the limit to admit under, the bounds to hold
+/// calls to and the drain to end streams at. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CallGate {
     pub metrics: Arc<Metrics>,
     pub limit: CallLimit,
+    pub bounds: CallBounds,
+    /// Cancelled when the drain begins.
+    pub draining: CancellationToken,
+}
+
+impl CallGate {
+    /// When a call that arrived at `now` with these headers must end, if ever.
+    fn deadline(&self, headers: &HeaderMap, now: Instant) -> Option<Instant> {
+        let client = headers
+            .get(&GRPC_TIMEOUT)
+            .and_then(|value| value.to_str().ok())
+            .and_then(deadline::parse_timeout)
+            .map(|timeout| now + timeout);
+        let server = self.bounds.max_call_duration.map(|limit| now + limit);
+        match (client, server) {
+            (Some(client), Some(server)) => Some(client.min(server)),
+            (client, server) => client.or(server),
+        }
+    }
 }
 
 impl<S> Layer<S> for CallGate {
@@ -66,9 +136,56 @@ impl<S: NamedService> NamedService for Gated<S> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Gated<S>
+/// The client's request id if it is short and visible ASCII; else a fresh one.
+fn request_id(headers: &HeaderMap, metrics: &Metrics) -> HeaderValue {
+    let sent = headers.get(&REQUEST_ID).filter(|id| {
+        let bytes = id.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes.iter().all(|byte| byte.is_ascii_graphic())
+    });
+    match sent {
+        Some(id) => id.clone(),
+        None => HeaderValue::from(metrics.next_request_id()),
+    }
+}
+
+/// `path` for a log line: as it came if short, else its start and its length.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH_LEN {
+        return path.into();
+    }
+    let mut end = MAX_LOGGED_PATH_LEN;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &path[..end], path.len()).into()
+}
+
+/// Cuts a `grpc-message` longer than [`MAX_STATUS_MESSAGE_LEN`], never inside a
+/// percent-encoded byte.
+fn bound_status_message(headers: &mut HeaderMap) {
+    let Some(message) = headers.get(&GRPC_MESSAGE) else {
+        return;
+    };
+    let bytes = message.as_bytes();
+    if bytes.len() <= MAX_STATUS_MESSAGE_LEN {
+        return;
+    }
+    let mut end = MAX_STATUS_MESSAGE_LEN - 3;
+    if let Some(percent) = bytes[end - 2..end].iter().position(|&byte| byte == b'%') {
+        end = end - 2 + percent;
+    }
+    let mut cut = bytes[..end].to_vec();
+    cut.extend_from_slice(b"...");
+    if let Ok(value) = HeaderValue::from_bytes(&cut) {
+        headers.insert(GRPC_MESSAGE, value);
+    }
+}
+
+impl<S, ResBody> Service<Request<Body>> for Gated<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<Body>, Response = Response<ResBody>>,
     ResBody: Default,
 {
     type Response = Response<CallBody<ResBody>>;
@@ -79,20 +196,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let metrics = &self.gate.metrics;
-        let mut request_id = match request.headers().get(&REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => HeaderValue::from(metrics.next_request_id()),
-        };
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let gate = &self.gate;
+        let metrics = &gate.metrics;
+        let started = Instant::now();
+        let mut request_id = request_id(request.headers(), metrics);
         // A value unique to each call: HTTP/2's header compression must not index it, or each
         // response evicts useful entries and the table's lookups slow down.
         request_id.set_sensitive(true);
         let method = request.uri().path();
+        let stats = metrics.method(method);
         // Everything the handler logs is inside this span; it closes with the call's code.
         let span = tracing::info_span!(
             "call",
-            method = %method,
+            method = %logged_path(method),
             peer = %request
                 .extensions()
                 .get::<tonic::transport::server::TcpConnectInfo>()
@@ -103,18 +220,35 @@ where
             code = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
+        let streaming = stats.client_streaming || stats.server_streaming;
+        let watch = Watch {
+            deadline: gate.deadline(request.headers(), started),
+            timer: None,
+            // Only streaming calls end at the drain; unary calls in flight finish.
+            draining: streaming.then(|| gate.draining.clone()),
+            drained: None,
+            watch_drain: stats.client_streaming,
+        };
+        let bounds = RequestBounds {
+            max_message_size: gate.bounds.max_message_size,
+            message_timeout: gate.bounds.message_timeout,
+        };
+        let single_message = !stats.client_streaming;
         let mut record = CallRecord {
-            stats: metrics.method(method),
+            stats,
             metrics: Arc::clone(metrics),
             span,
-            started: Instant::now(),
+            started,
             code: None,
             permit: None,
         };
         metrics.call_started();
-        let state = match self.gate.limit.admit() {
+        let state = match gate.limit.admit() {
             Ok(permit) => {
                 record.permit = Some(permit);
+                let request = request.map(|body| {
+                    Body::new(BoundedRequest::new(body, bounds, single_message, started))
+                });
                 let call = record.span.in_scope(|| self.inner.call(request));
                 State::Admitted { call }
             }
@@ -124,18 +258,64 @@ where
         };
         GatedCall {
             state,
-            record: Some(record),
+            call: Some(CallInProgress {
+                record,
+                watch,
+                max_message_size: gate.bounds.max_message_size,
+            }),
             request_id: Some(request_id),
         }
     }
 }
 
+/// What a call carries from its handler to the end of its response.
+struct CallInProgress {
+    record: CallRecord,
+    watch: Watch,
+    max_message_size: u64,
+}
+
+/// A call's deadline and, for streaming calls, the drain: the timers that end it. Each is armed
+/// the first time the call waits.
+struct Watch {
+    deadline: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+    draining: Option<CancellationToken>,
+    drained: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Whether the drain ends the call at this stage: while the handler runs, for calls that read
+    /// a stream; while the response is sent, for calls that send one.
+    watch_drain: bool,
+}
+
+impl Watch {
+    /// The status the call must end with now, if its deadline has passed or the drain has begun.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        if let Some(deadline) = self.deadline {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.as_mut().poll(cx).is_ready() {
+                return Some(deadline::exceeded());
+            }
+        }
+        if let (true, Some(draining)) = (self.watch_drain, &self.draining) {
+            let drained = self
+                .drained
+                .get_or_insert_with(|| Box::pin(draining.clone().cancelled_owned()));
+            if drained.as_mut().poll(cx).is_ready() {
+                return Some(shutting_down());
+            }
+        }
+        None
+    }
+}
+
 pin_project! {
-    /// The response of a gated call: the service's own, or the refusal.
+    /// The response of a gated call: the service's own, the refusal, or the status that cut it.
     pub struct GatedCall<F> {
         #[pin]
         state: State<F>,
-        record: Option<CallRecord>,
+        call: Option<CallInProgress>,
         request_id: Option<HeaderValue>,
     }
 }
@@ -156,39 +336,148 @@ where
     type Output = Result<Response<CallBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = match this.state.project() {
+        let mut this = self.project();
+        let mut response = match this.state.as_mut().project() {
             StateProjection::Admitted { call } => {
-                let record = this.record.as_ref().expect("polled after completion");
-                let _entered = record.span.enter();
+                let progress = this.call.as_mut().expect("polled after completion");
+                let _entered = progress.record.span.enter();
                 match call.poll(cx) {
                     Poll::Ready(Ok(response)) => response,
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => match progress.watch.poll_expired(cx) {
+                        // The handler's future is dropped: the service sees the cancellation.
+                        Some(status) => {
+                            tracing::debug!(code = ?status.code(), "call cut: {}", status.message());
+                            this.state.set(State::Refused { refusal: None });
+                            status.into_http()
+                        }
+                        None => return Poll::Pending,
+                    },
                 }
             }
             StateProjection::Refused { refusal } => {
                 refusal.take().expect("polled after completion").into_http()
             }
         };
-        let mut record = this.record.take().expect("polled after completion");
+        let CallInProgress {
+            mut record,
+            mut watch,
+            max_message_size,
+        } = this.call.take().expect("polled after completion");
         if let Some(id) = this.request_id.take() {
             response.headers_mut().insert(REQUEST_ID, id);
         }
         // A trailers-only response (an error before any message) carries its status in the headers.
         record.code = status_code(response.headers());
-        Poll::Ready(Ok(response.map(|inner| GuardedBody::new(inner, record))))
+        if record.code.is_some_and(|code| code != Code::Ok) {
+            bound_status_message(response.headers_mut());
+        }
+        // From here on the drain ends calls that send a stream.
+        watch.watch_drain = record.stats.server_streaming;
+        Poll::Ready(Ok(response.map(|inner| CallBody {
+            inner: Some(inner),
+            record,
+            watch,
+            framing: Framing::default(),
+            max_message_size,
+            after: None,
+        })))
     }
 }
 
 /// A gated call's response body: it holds the call's record (and its permit) until it ends or is
-/// dropped, and reads the status from the trailers as they pass.
-pub type CallBody<B> = GuardedBody<B, CallRecord>;
+/// dropped, reads the status from the trailers as they pass, and ends the call early, with its
+/// status in trailers of its own, when the call's deadline passes, the drain begins under a
+/// stream, or a message would exceed the size limit.
+pub struct CallBody<B> {
+    /// The service's body; dropped when the call is cut.
+    inner: Option<B>,
+    record: CallRecord,
+    watch: Watch,
+    framing: Framing,
+    max_message_size: u64,
+    /// The trailers to send after the data that came before an oversized message.
+    after: Option<Frame<Bytes>>,
+}
 
-impl BodyGuard for CallRecord {
-    fn frame(&mut self, frame: &Frame<Bytes>) {
-        if let Some(code) = frame.trailers_ref().and_then(status_code) {
-            self.code = Some(code);
+impl<B> CallBody<B> {
+    /// Ends the call with `status`: the service's body is dropped and the trailers returned.
+    fn cut(&mut self, status: Status) -> Frame<Bytes> {
+        let _entered = self.record.span.enter();
+        tracing::debug!(code = ?status.code(), "call cut: {}", status.message());
+        self.inner = None;
+        self.record.code = Some(status.code());
+        let mut trailers = HeaderMap::with_capacity(2);
+        let _ = status.add_header(&mut trailers);
+        bound_status_message(&mut trailers);
+        Frame::trailers(trailers)
+    }
+}
+
+impl<B> http_body::Body for CallBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if let Some(trailers) = this.after.take() {
+            return Poll::Ready(Some(Ok(trailers)));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(data) = frame.data_mut() {
+                    let max = this.max_message_size;
+                    if let Err(oversized) = this.framing.read(data, max) {
+                        let sent = data.split_to(oversized.at);
+                        let trailers = this.cut(Status::out_of_range(format!(
+                            "response message too large: {} bytes, over the limit of {max} bytes",
+                            oversized.len
+                        )));
+                        if sent.is_empty() {
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
+                        this.after = Some(trailers);
+                        return Poll::Ready(Some(Ok(Frame::data(sent))));
+                    }
+                } else if let Some(trailers) = frame.trailers_mut() {
+                    if let Some(code) = status_code(trailers) {
+                        this.record.code = Some(code);
+                        if code != Code::Ok {
+                            bound_status_message(trailers);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => match this.watch.poll_expired(cx) {
+                Some(status) => Poll::Ready(Some(Ok(this.cut(status)))),
+                None => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.after.is_none()
+            && self
+                .inner
+                .as_ref()
+                .is_none_or(|inner| inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match (&self.inner, &self.after) {
+            (Some(inner), None) => inner.size_hint(),
+            _ => http_body::SizeHint::default(),
         }
     }
 }

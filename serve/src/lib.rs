@@ -48,6 +48,7 @@ pub mod catalog;
 pub mod connection;
 pub mod cors;
 pub mod deadline;
+pub mod framing;
 pub mod gate;
 pub mod host;
 pub mod limits;
@@ -56,6 +57,7 @@ pub mod logging;
 pub mod metrics;
 pub mod options;
 pub mod readiness;
+pub mod request_body;
 pub mod stack;
 pub mod tls;
 pub mod web_assets;
@@ -203,7 +205,7 @@ impl Server {
             service,
             health,
             metrics,
-        } = stack::app(&options, hosted, page, &readiness);
+        } = stack::app(&options, hosted, page, &readiness, draining.clone());
         for name in &names {
             health
                 .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -224,7 +226,8 @@ impl Server {
                 tracing::info!(?shutdown_delay, "not ready; serving on before the drain");
                 tokio::time::sleep(shutdown_delay).await;
             }
-            // Open streams end with UNAVAILABLE, so clients see a status they can retry on.
+            // Open streams end with UNAVAILABLE, so clients see a status they can retry on: the
+            // call gate ends every one, whether or not its service watches `draining()`.
             draining.cancel();
         };
         accept::serve_app(

@@ -21,15 +21,22 @@ use std::{
 use grpc_call::code_name;
 use tonic::Code;
 
+use crate::catalog::Method;
+
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 
 /// One method's counters: calls by code and the latency histogram. Atomics, so that recording a
-/// call takes no lock.
+/// call takes no lock. It also carries the method's shape, for the gate's bounds, so a call looks
+/// its method up once.
 #[derive(Debug, Default)]
 pub struct MethodStats {
+    /// The client sends a stream of messages; unknown methods count as not.
+    pub client_streaming: bool,
+    /// The server sends a stream of messages; unknown methods count as not.
+    pub server_streaming: bool,
     codes: [AtomicU64; 17],
     /// Calls by the first bucket their latency fits in (the last slot: none); summed into
     /// Prometheus's cumulative buckets when rendered, so a call costs one increment here.
@@ -73,11 +80,18 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics for the hosted methods, by their paths (`/package.Service/Method`).
-    pub fn new(methods: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(methods: impl IntoIterator<Item = Method>) -> Self {
         Self {
             methods: methods
                 .into_iter()
-                .map(|method| (method, Arc::default()))
+                .map(|method| {
+                    let stats = MethodStats {
+                        client_streaming: method.client_streaming,
+                        server_streaming: method.server_streaming,
+                        ..MethodStats::default()
+                    };
+                    (method.path, Arc::new(stats))
+                })
                 .collect(),
             unknown: Arc::default(),
             in_flight: AtomicU64::new(0),
@@ -235,8 +249,8 @@ mod tests {
 
     fn hosted() -> Metrics {
         Metrics::new([
-            "/chat.v1.Room/Join".to_owned(),
-            "/chat.v1.Room/Say".to_owned(),
+            Method::unary("/chat.v1.Room/Join"),
+            Method::unary("/chat.v1.Room/Say"),
         ])
     }
 
@@ -277,7 +291,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(LabelValue("/a\"b\\c\nd").to_string(), "/a\\\"b\\\\c\\nd");
-        let metrics = Metrics::new(["/odd\"name".to_owned()]);
+        let metrics = Metrics::new([Method::unary("/odd\"name")]);
         metrics
             .method("/odd\"name")
             .record(Code::Ok, Duration::from_millis(1));

@@ -111,8 +111,16 @@ pub struct Options {
     pub idle_timeout: Duration,
 
     /// The longest any call may run, whatever deadline the client asks for (none by default).
+    /// When it passes, the stack ends the call with DEADLINE_EXCEEDED, streams included.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_call_duration: Option<Duration>,
+
+    /// How long a request message may take to arrive: from its first byte to its last, and, for
+    /// a method that takes one message (unary, server streaming), from the call's start. Past
+    /// it the call ends with DEADLINE_EXCEEDED, so a client that stops sending mid-message holds
+    /// no call. Between the messages of a client stream there is no such limit.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_message_timeout: Duration,
 
     /// Log format: `text` for people, `json` for log collectors. RUST_LOG sets the level
     /// (default: info).

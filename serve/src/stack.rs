@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use grpc_websocket::server::{GrpcWebSocket, GrpcWebSocketLayer, Limits as WebSocketLimits};
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
@@ -14,13 +16,16 @@ use tower::Layer;
 use crate::{
     catalog,
     cors::{OriginGuard, OriginGuardLayer, OriginPolicy},
-    gate::CallGate,
+    gate::{CallBounds, CallGate},
     limits::CallLimit,
     metrics::Metrics,
     readiness::{Readiness, ReadinessLayer, ReadinessService},
     web_assets::{self, AssetStore},
     Hosted, Options,
 };
+
+/// The largest reflection request, in bytes.
+const MAX_REFLECTION_REQUEST: usize = 16 * 1024;
 
 /// The application, the handle that reports its health, and its metrics (which the accept loop
 /// adds connections to).
@@ -39,7 +44,13 @@ pub type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
-pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore, readiness: &Readiness) -> App {
+pub fn app(
+    options: &Options,
+    hosted: Vec<Hosted>,
+    page: AssetStore,
+    readiness: &Readiness,
+    draining: CancellationToken,
+) -> App {
     let operational = [
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
@@ -48,27 +59,29 @@ pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore, readiness: 
     // Metrics label calls by the methods of the services hosted here, each read from its
     // service's contract (which may hold other services too), and by those of health and
     // reflection. Every other path shares one label.
-    let method_paths = hosted
+    let methods = hosted
         .iter()
         .flat_map(|service| {
             let prefix = format!("/{}/", service.name);
-            catalog::method_paths(service.descriptor_set)
+            catalog::methods(service.descriptor_set)
                 .into_iter()
-                .filter(move |path| path.starts_with(&prefix))
+                .filter(move |method| method.path.starts_with(&prefix))
         })
-        .chain(
-            operational
-                .iter()
-                .flat_map(|set| catalog::method_paths(set)),
-        )
+        .chain(operational.iter().flat_map(|set| catalog::methods(set)))
         .collect::<Vec<_>>();
-    let metrics = Arc::new(Metrics::new(method_paths));
+    let metrics = Arc::new(Metrics::new(methods));
     // Every gRPC call, on any transport, is observed and counts against the limit (refusals
     // observed too); the page is not. The gate sits inside the gRPC-Web translation, where every
     // call is native gRPC and its status is in its trailers.
     let gate = CallGate {
         metrics: Arc::clone(&metrics),
         limit: CallLimit::new(options.max_concurrent_calls),
+        bounds: CallBounds {
+            max_message_size: options.max_message_size.into(),
+            message_timeout: options.request_message_timeout,
+            max_call_duration: options.max_call_duration,
+        },
+        draining,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     // Reflection describes the services hosted here, so tools such as grpcurl need no .proto
@@ -85,14 +98,18 @@ pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore, readiness: 
         }
         builder
     };
+    // A reflection request names a symbol or a host, which reflection echoes back: the requests
+    // it needs are small, so it takes none larger.
     let reflection_v1 = reflection()
         .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
-        .expect("the services' descriptor sets are valid");
+        .expect("the services' descriptor sets are valid")
+        .max_decoding_message_size(MAX_REFLECTION_REQUEST);
     let reflection_v1alpha = reflection()
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
         .build_v1alpha()
-        .expect("the services' descriptor sets are valid");
+        .expect("the services' descriptor sets are valid")
+        .max_decoding_message_size(MAX_REFLECTION_REQUEST);
 
     let routes = Routes::new(GrpcWebLayer::new().layer(gate.layer(health_service)))
         .add_service(gate.layer(reflection_v1))
@@ -115,7 +132,16 @@ pub fn app(options: &Options, hosted: Vec<Hosted>, page: AssetStore, readiness: 
                 }
             }),
         )
-        .fallback_service(web_assets::fallback(Arc::new(page)));
+        .fallback_service(web_assets::fallback(
+            Arc::new(page),
+            // Unknown services and methods are answered through the gate too: counted under
+            // `unknown`, logged, and bounded like any call.
+            GrpcWebLayer::new().layer(gate.layer(tower::service_fn(|_request| async {
+                Ok::<_, std::convert::Infallible>(
+                    tonic::Status::unimplemented("unknown service or method").into_http::<Body>(),
+                )
+            }))),
+        ));
     // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
     // The origin guard in front checks every upgrade's origin against the whole policy (allowed
     // origins, `--dev`, and the scheme of "same origin"), so the layer admits what reaches it.

@@ -27,9 +27,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
-use tonic::Status;
-use tonic_web::GrpcWebLayer;
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 
 /// One file, in every encoding it is served in.
 #[derive(Debug)]
@@ -359,14 +357,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The fallback for every path no gRPC service claimed.
-pub fn fallback(
+/// The fallback for every path no gRPC service claimed: the page, or `unimplemented` for a gRPC
+/// request (native or gRPC-Web) to an unknown service or method.
+pub fn fallback<U, B>(
     assets: Arc<AssetStore>,
+    unimplemented: U,
 ) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send
+where
+    U: tower::Service<Request, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    U::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    let unimplemented = GrpcWebLayer::new().layer(tower::service_fn(|_request| async {
-        Ok::<_, Infallible>(Status::unimplemented("unknown service or method").into_http::<Body>())
-    }));
     tower::service_fn(move |request: Request| {
         let assets = Arc::clone(&assets);
         let unimplemented = unimplemented.clone();
