@@ -42,6 +42,10 @@ fn tcp_keepalive() -> socket2::TcpKeepalive {
         .with_retries(3)
 }
 
+/// The most response data one HTTP/2 stream queues for its peer; the service's stream waits while
+/// it is full. At 200 streams, 3.2 MiB per connection.
+pub const MAX_SEND_BUF_PER_STREAM: usize = 16 * 1024;
+
 /// Once an idle connection has been told to close, how long it may take to do so before it is
 /// dropped: a client that stops reading cannot even be sent a GOAWAY.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -68,7 +72,10 @@ pub async fn serve_app(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.max_streams_per_connection)
-        .max_header_list_size(64 * 1024);
+        .max_header_list_size(64 * 1024)
+        // What one stream may queue for a peer that does not read, whatever window the peer
+        // grants: hyper's default (400 KiB) times 200 streams let one connection hold 80 MiB.
+        .max_send_buf_size(MAX_SEND_BUF_PER_STREAM);
     let limits = ConnectionLimits {
         first_request: options.header_read_timeout,
         idle: options.idle_timeout,

@@ -16,6 +16,9 @@ use pin_project_lite::pin_project;
 pub trait BodyGuard {
     /// Sees each frame of the body as it passes; nothing by default.
     fn frame(&mut self, _frame: &Frame<Bytes>) {}
+
+    /// Told when the body had nothing to give when polled; nothing by default.
+    fn pending(&mut self) {}
 }
 
 pin_project! {
@@ -47,8 +50,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            this.guard.frame(frame);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => this.guard.frame(frame),
+            Poll::Pending => this.guard.pending(),
+            Poll::Ready(_) => {}
         }
         polled
     }

@@ -12,6 +12,13 @@
 //! fires once it has had none for its idle limit: the accept loop then closes it, so a client
 //! cannot hold a connection by opening it and sending nothing, or only HTTP/2 frames that are not
 //! requests.
+//!
+//! A request in flight is not enough to keep a connection open: a client can make its responses
+//! wait forever (an HTTP/2 flow-control window of zero, a socket it never reads) while its PINGs
+//! keep TCP alive. So the slot also counts the frames its responses hand to the connection and
+//! the responses that have something ready that the connection has not taken (waiting on the
+//! peer, not on the service). A connection with such a response and no frame taken for its idle
+//! limit is closed like an idle one, whatever requests are in flight on it.
 
 use std::{
     future::Future,
@@ -24,8 +31,10 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http::{Request, Response};
+use http_body::Frame;
 use pin_project_lite::pin_project;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 use tokio_util::{sync::CancellationToken, task::task_tracker::TaskTrackerToken};
@@ -49,6 +58,10 @@ pub struct ConnectionSlot {
     /// When the connection last became idle, in milliseconds since `opened`.
     idle_since_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Response frames the connection has taken, all requests together.
+    frames_taken: AtomicU64,
+    /// Responses with a frame ready that the connection has not taken yet.
+    waiting_on_peer: AtomicUsize,
     /// Whether a request has arrived yet: until one does, the shorter first-request limit applies.
     has_requested: AtomicBool,
     /// Why the connection has been told to close (a [`Close`] as a number; 0 while it has not).
@@ -80,6 +93,8 @@ impl ConnectionSlot {
             opened: Instant::now(),
             idle_since_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            frames_taken: AtomicU64::new(0),
+            waiting_on_peer: AtomicUsize::new(0),
             has_requested: AtomicBool::new(false),
             close: AtomicU8::new(0),
             close_waker: AtomicWaker::new(),
@@ -128,11 +143,17 @@ impl ConnectionSlot {
     }
 
     /// Completes once the connection has had no request in flight for `first_request` (before its
-    /// first request arrives) or `idle` (after it).
+    /// first request arrives) or `idle` (after it), or has had a response waiting on the peer
+    /// with no frame taken for `idle`.
     ///
-    /// It looks only at deadlines, never at each request: a busy connection is looked at once
-    /// per limit, and an idle one when its limit runs out, so requests pay no timer of their own.
+    /// It looks only at deadlines, never at each request: a busy connection is looked at four
+    /// times per limit, and an idle one when its limit runs out, so requests pay no timer of their
+    /// own.
     async fn idle(&self, first_request: Duration, idle: Duration) {
+        // The frames taken when last looked at, and since when no more have been while a response
+        // waited on the peer.
+        let mut taken = self.frames_taken.load(Ordering::Relaxed);
+        let mut stalled_since = Instant::now();
         loop {
             let limit = if self.has_requested.load(Ordering::Relaxed) {
                 idle
@@ -141,7 +162,17 @@ impl ConnectionSlot {
             };
             let now = Instant::now();
             let deadline = if self.in_flight.load(Ordering::Acquire) > 0 {
-                now + limit
+                let taken_now = self.frames_taken.load(Ordering::Relaxed);
+                if taken_now != taken || self.waiting_on_peer.load(Ordering::Acquire) == 0 {
+                    taken = taken_now;
+                    stalled_since = now;
+                } else if now >= stalled_since + idle {
+                    tracing::debug!(
+                        "closing a connection whose responses wait on a peer that takes nothing"
+                    );
+                    return;
+                }
+                (now + idle / 4).min(stalled_since + idle)
             } else {
                 let idle_since =
                     self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
@@ -182,19 +213,40 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// A request in flight on a connection, from its arrival to the end of its response body.
-pub struct RequestInFlight(Arc<ConnectionSlot>);
+/// A request in flight on a connection, from its arrival to the end of its response body, and
+/// whether its response waits on the peer: it has handed a frame over (or its head) and has not
+/// been polled since.
+pub struct RequestInFlight {
+    slot: Arc<ConnectionSlot>,
+    waiting_on_peer: bool,
+}
 
 impl RequestInFlight {
     fn new(slot: &Arc<ConnectionSlot>) -> Self {
         slot.request_started();
-        Self(Arc::clone(slot))
+        Self {
+            slot: Arc::clone(slot),
+            waiting_on_peer: false,
+        }
+    }
+
+    fn set_waiting_on_peer(&mut self, waiting: bool) {
+        if self.waiting_on_peer == waiting {
+            return;
+        }
+        self.waiting_on_peer = waiting;
+        if waiting {
+            self.slot.waiting_on_peer.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.slot.waiting_on_peer.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for RequestInFlight {
     fn drop(&mut self) {
-        self.0.request_ended();
+        self.set_waiting_on_peer(false);
+        self.slot.request_ended();
     }
 }
 
@@ -255,7 +307,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.call.poll(cx))?;
-        let in_flight = this.in_flight.take().expect("polled after completion");
+        let mut in_flight = this.in_flight.take().expect("polled after completion");
+        // The head is ready: until the connection polls the body, the response waits on it.
+        in_flight.set_waiting_on_peer(true);
         Poll::Ready(Ok(response.map(|inner| GuardedBody::new(inner, in_flight))))
     }
 }
@@ -263,4 +317,14 @@ where
 /// A response body that keeps its request in flight until it ends or is dropped.
 pub type TrackedBody<B> = GuardedBody<B, RequestInFlight>;
 
-impl BodyGuard for RequestInFlight {}
+impl BodyGuard for RequestInFlight {
+    fn frame(&mut self, _frame: &Frame<Bytes>) {
+        self.slot.frames_taken.fetch_add(1, Ordering::Relaxed);
+        self.set_waiting_on_peer(true);
+    }
+
+    fn pending(&mut self) {
+        // The body has nothing ready: the response waits on its service, not on the peer.
+        self.set_waiting_on_peer(false);
+    }
+}

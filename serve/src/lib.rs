@@ -59,6 +59,7 @@ pub mod options;
 pub mod readiness;
 pub mod request_body;
 pub mod stack;
+pub mod system;
 pub mod tls;
 pub mod web_assets;
 
@@ -230,7 +231,9 @@ impl Server {
             // call gate ends every one, whether or not its service watches `draining()`.
             draining.cancel();
         };
-        accept::serve_app(
+        system::raise_open_files_limit(options.max_connections);
+        let trim = system::spawn_memory_trim();
+        let served = accept::serve_app(
             listener,
             service,
             shutdown,
@@ -238,7 +241,9 @@ impl Server {
             Arc::clone(&metrics),
             tls,
         )
-        .await?;
+        .await;
+        trim.abort();
+        served?;
         // What was served, in the last lines before exit: nothing acknowledged goes unaccounted.
         for (method, code, count) in metrics.handled() {
             tracing::info!(method, code, count, "calls handled");

@@ -5,6 +5,7 @@
 //! assertions need; and child processes under guard ([`process`]), which is all that tasks
 //! such as `xtask` take (without the default `server` feature, it builds no server).
 
+pub mod h2;
 #[cfg(feature = "server")]
 pub mod in_process;
 pub mod process;
