@@ -31,6 +31,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as C
 
 use crate::{
     host::{self, AllowedHosts},
+    log_summary::LogSummary,
     Options,
 };
 
@@ -128,6 +129,7 @@ impl<S> Layer<S> for OriginGuardLayer {
             inner,
             cors: Arc::new(self.policy.layer()),
             policy: Arc::clone(&self.policy),
+            misdirected: Arc::new(LogSummary::new(std::time::Duration::from_secs(10))),
         }
     }
 }
@@ -148,12 +150,14 @@ pub struct OriginGuard<S> {
     inner: S,
     cors: Arc<CorsLayer>,
     policy: Arc<OriginPolicy>,
+    /// Refusals for foreign host names, logged as a summary: a client must not flood the log.
+    misdirected: Arc<LogSummary>,
 }
 
 impl<S, B> Service<Request> for OriginGuard<S>
 where
     S: Service<Request, Response = Response<B>> + Clone,
-    B: Default + From<&'static str>,
+    B: Default + From<String>,
 {
     type Response = Response<B>;
     type Error = S::Error;
@@ -164,16 +168,41 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if !self.policy.hosts.allows_request(&request) {
-            tracing::debug!(
-                host = host::request_authority(&request).unwrap_or_default(),
-                "refused a request for a host this server does not answer for"
-            );
+        if host::authority_conflict(&request) {
+            tracing::debug!("refused a request whose Host and authority disagree");
             return GuardedResponse::Refused {
                 response: Some(refusal(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    "this server does not answer for that host name\n",
+                    StatusCode::BAD_REQUEST,
+                    "the Host header and the request's authority disagree\n".to_owned(),
                 )),
+            };
+        }
+        if !self.policy.hosts.allows_request(&request) {
+            let host = host::printable(host::request_authority(&request).unwrap_or_default());
+            if let Some(refused) = self.misdirected.event() {
+                tracing::warn!(
+                    refused,
+                    last_host = %host,
+                    "requests refused for host names this server does not answer for, since the \
+                     last report (--allowed-host admits a name)"
+                );
+            }
+            let reason = format!(
+                "this server does not answer for the host name `{host}`; \
+                 start it with --allowed-host to admit that name"
+            );
+            let mut response = refusal(StatusCode::MISDIRECTED_REQUEST, format!("{reason}\n"));
+            if is_grpc(&request) {
+                // gRPC clients show a status, not an HTTP reason.
+                let status = tonic::Status::permission_denied(reason);
+                let _ = status.add_header(response.headers_mut());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+            }
+            return GuardedResponse::Refused {
+                response: Some(response),
             };
         }
         let headers = request.headers();
@@ -190,14 +219,19 @@ where
         if let Some(origin) = origin {
             let is_preflight = request.method() == Method::OPTIONS
                 && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-            let is_websocket = grpc_websocket::server::is_grpc_websocket_upgrade(&request);
-            let is_call = request.method() == Method::POST;
-            let refused = (is_preflight && !self.policy.allows(origin))
-                || ((is_websocket || is_call) && !same_origin && !self.policy.allows(origin));
+            // Whatever the method: a GET over HTTP/2 reaches a gRPC service as well as a POST.
+            let refused = if is_preflight {
+                !self.policy.allows(origin)
+            } else {
+                !same_origin && !self.policy.allows(origin)
+            };
             if refused {
-                tracing::debug!(?origin, is_websocket, "refused a cross-origin request");
+                tracing::debug!(?origin, method = %request.method(), "refused a cross-origin request");
                 return GuardedResponse::Refused {
-                    response: Some(refusal(StatusCode::FORBIDDEN, "origin not allowed\n")),
+                    response: Some(refusal(
+                        StatusCode::FORBIDDEN,
+                        "origin not allowed\n".to_owned(),
+                    )),
                 };
             }
         }
@@ -210,13 +244,24 @@ where
     }
 }
 
-fn refusal<B: From<&'static str>>(status: StatusCode, reason: &'static str) -> Response<B> {
+fn refusal<B: From<String>>(status: StatusCode, reason: String) -> Response<B> {
     let mut response = Response::new(B::from(reason));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
+}
+
+/// Native gRPC or gRPC-Web, by its content type.
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 pin_project! {

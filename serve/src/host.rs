@@ -81,6 +81,37 @@ pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
     }
 }
 
+/// Whether the request names two different authorities: an HTTP/2 `:authority` or an HTTP/1.1
+/// absolute-form URI, and a `Host` header that says otherwise. A proxy in front may route by one
+/// while this server checks the other, so such a request is refused.
+pub fn authority_conflict<B>(request: &Request<B>) -> bool {
+    match (
+        request.uri().authority(),
+        request.headers().get(header::HOST),
+    ) {
+        (Some(authority), Some(host)) => !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes()),
+        _ => false,
+    }
+}
+
+/// The longest client-sent host name repeated in a reason or a log line.
+const MAX_PRINTED_HOST: usize = 100;
+
+/// A client-sent host name fit to print: visible ASCII only, at most [`MAX_PRINTED_HOST`] bytes.
+pub fn printable(host: &str) -> String {
+    let mut printed: String = host
+        .chars()
+        .take(MAX_PRINTED_HOST)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if host.len() > MAX_PRINTED_HOST {
+        printed.push_str("...");
+    }
+    printed
+}
+
 /// `host` from `host:port`, `[v6]` from `[v6]:port`.
 pub fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {

@@ -305,7 +305,14 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
     // A page on a rebinding domain: its requests carry its own name as the Host.
     let response = grpc_web_post(server.addr, "/hello.Greeter/SayHello", &evil).await;
     assert!(misdirected(&response), "{response}");
-    assert!(response.ends_with("this server does not answer for that host name\n"));
+    // The reason names the host and the flag that admits it.
+    assert!(
+        response.ends_with(&format!(
+            "this server does not answer for the host name `{evil}`; \
+             start it with --allowed-host to admit that name\n"
+        )),
+        "{response}"
+    );
     let response = get(server.addr, "/metrics", &evil).await;
     assert!(misdirected(&response), "{response}");
     let response = get(server.addr, "/", &evil).await;
@@ -324,7 +331,20 @@ async fn a_loopback_server_answers_only_loopback_host_names() {
         .say_hello(HelloRequest { name: "x".into() })
         .await
         .unwrap_err();
-    assert!(status.message().contains("421"), "{status:?}");
+    // gRPC clients show the reason as a status.
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains(&evil) && status.message().contains("--allowed-host"),
+        "{status:?}"
+    );
+    // Refusals are summarised in the log, not logged one by one.
+    let log = server.log();
+    let warnings: Vec<_> = log
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("host names this server"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("evil.example"), "{}", warnings[0]);
 
     // Loopback names, with any port.
     for host in [

@@ -304,3 +304,135 @@ async fn the_drain_ends_every_open_stream_with_unavailable_and_counts_it() {
         .unwrap_or_else(|| panic!("no count of the Watch call in the final lines:\n{log}"));
     assert!(summary.contains("UNAVAILABLE"), "{summary}");
 }
+
+#[tokio::test]
+async fn cross_origin_requests_are_refused_whatever_their_method() {
+    let server = ServerProcess::start(&[]).await;
+    let authority = server.addr.to_string();
+    // HTTP/1.1: any method but a preflight, from a foreign origin, gets 403 and runs nothing.
+    for method in ["GET", "PUT", "post", "DELETE"] {
+        let response = test_support::raw::raw_exchange(
+            server.addr,
+            &format!(
+                "{method} /hello.Greeter/SayHelloToAll HTTP/1.1\r\nHost: {authority}\r\n\
+                 Origin: https://evil.example\r\ncontent-type: application/grpc-web+proto\r\n\
+                 x-grpc-web: 1\r\ncontent-length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(
+            response.starts_with("HTTP/1.1 403 "),
+            "{method}: {response}"
+        );
+    }
+    // HTTP/2, where a GET reaches a gRPC service as well as a POST.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let request = hyper::Request::get(format!("{}/hello.Greeter/Chat", server.url()))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 403);
+    let log = server.log();
+    assert!(
+        !log.contains("hello.Greeter/Chat") && !log.contains("hello.Greeter/SayHelloToAll"),
+        "a refused request reached a service:\n{log}"
+    );
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn a_host_header_that_disagrees_with_the_authority_is_refused() {
+    let server = ServerProcess::start(&[]).await;
+    let response = test_support::raw::raw_exchange(
+        server.addr,
+        &format!(
+            "GET http://{}/metrics HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            server.addr
+        ),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn what_a_client_sends_is_echoed_only_within_bounds() {
+    let server = ServerProcess::start(&[]).await;
+    let authority = server.addr.to_string();
+    let call_with_id = |id: String| {
+        let authority = authority.clone();
+        async move {
+            test_support::raw::raw_exchange(
+                server.addr,
+                &format!(
+                    "POST /hello.Greeter/SayHello HTTP/1.1\r\nHost: {authority}\r\n\
+                     content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+                     x-request-id: {id}\r\ncontent-length: 5\r\nConnection: close\r\n\r\n\0\0\0\0\0"
+                ),
+            )
+            .await
+        }
+    };
+    // A short id is echoed; a long one is replaced by one of the server's.
+    let short = "req-42".to_owned();
+    let response = call_with_id(short.clone()).await;
+    assert_eq!(
+        test_support::raw::field(&response, "x-request-id"),
+        Some("req-42")
+    );
+    let long = "x".repeat(3700);
+    let response = call_with_id(long.clone()).await;
+    let echoed = test_support::raw::field(&response, "x-request-id").unwrap();
+    assert!(echoed.len() <= 128 && echoed != long, "{echoed}");
+    assert!(!server.log().contains(&long[..200]));
+
+    // A status message that echoes the request is cut.
+    let channel = test_support::channel(server.url()).await;
+    let mut client =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let symbol = "y".repeat(10_000);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::FileContainingSymbol(symbol),
+        ),
+    };
+    let outcome = client
+        .server_reflection_info(tokio_stream::iter([request.clone()]))
+        .await;
+    let message = match outcome {
+        Err(status) => status.message().to_owned(),
+        Ok(response) => match response.into_inner().message().await {
+            Err(status) => status.message().to_owned(),
+            Ok(reply) => format!("{reply:?}"),
+        },
+    };
+    assert!(
+        message.len() <= 1100,
+        "a status message of {} bytes",
+        message.len()
+    );
+    // A reflection request larger than reflection needs is refused.
+    let huge = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: "h".repeat(1024 * 1024),
+        ..request
+    };
+    // (tonic's reflection ends its stream when a request cannot be decoded.)
+    match client
+        .server_reflection_info(tokio_stream::iter([huge]))
+        .await
+    {
+        Err(status) => assert_eq!(status.code(), Code::OutOfRange, "{status:?}"),
+        Ok(response) => match response.into_inner().message().await {
+            Ok(None) => {}
+            Err(status) => assert_eq!(status.code(), Code::OutOfRange, "{status:?}"),
+            Ok(Some(reply)) => panic!("a 1 MiB request was answered: {reply:?}"),
+        },
+    }
+    server.assert_serving().await;
+}
