@@ -97,7 +97,7 @@ pub fn authority_conflict<B>(request: &Request<B>) -> bool {
 }
 
 /// The longest client-sent host name repeated in a reason or a log line.
-const MAX_PRINTED_HOST: usize = 100;
+pub const MAX_PRINTED_HOST: usize = 100;
 
 /// A client-sent host name fit to print: visible ASCII only, at most [`MAX_PRINTED_HOST`] bytes.
 pub fn printable(host: &str) -> String {
