@@ -32,7 +32,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as C
 use crate::{
     host::{self, AllowedHosts},
     log_summary::LogSummary,
-    Options,
+    web_assets, Options,
 };
 
 /// Response headers a gRPC-Web client must be able to read.
@@ -192,7 +192,7 @@ where
                  start it with --allowed-host to admit that name"
             );
             let mut response = refusal(StatusCode::MISDIRECTED_REQUEST, format!("{reason}\n"));
-            if is_grpc(&request) {
+            if web_assets::is_grpc(&request) {
                 // gRPC clients show a status, not an HTTP reason.
                 let status = tonic::Status::permission_denied(reason);
                 let _ = status.add_header(response.headers_mut());
@@ -254,14 +254,6 @@ fn refusal<B: From<String>>(status: StatusCode, reason: String) -> Response<B> {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// Native gRPC or gRPC-Web, by its content type.
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 pin_project! {

@@ -386,13 +386,12 @@ where
     })
 }
 
-/// Native gRPC (`application/grpc…`) or gRPC-Web (`application/grpc-web…`).
-fn is_grpc(request: &Request) -> bool {
+/// Native gRPC (`application/grpc…`) or gRPC-Web (`application/grpc-web…`), by its content type.
+pub(crate) fn is_grpc<B>(request: &http::Request<B>) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"))
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 #[cfg(test)]
