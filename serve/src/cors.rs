@@ -31,7 +31,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ResponseFuture as C
 
 use crate::{
     host::{self, AllowedHosts},
-    log_summary::LogSummary,
+    log_summary::{printable, LogSummary},
     web_assets, Options,
 };
 
@@ -178,7 +178,10 @@ where
             };
         }
         if !self.policy.hosts.allows_request(&request) {
-            let host = host::printable(host::request_authority(&request).unwrap_or_default());
+            let host = printable(
+                host::request_authority(&request).unwrap_or_default(),
+                host::MAX_PRINTED_HOST,
+            );
             if let Some(refused) = self.misdirected.event() {
                 tracing::warn!(
                     refused,

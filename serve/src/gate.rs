@@ -52,6 +52,7 @@ use crate::{
     deadline,
     framing::Framing,
     limits::CallLimit,
+    log_summary::printable,
     metrics::{MethodStats, Metrics},
     request_body::{BoundedRequest, RequestBounds},
 };
@@ -150,18 +151,6 @@ fn request_id(headers: &HeaderMap, metrics: &Metrics) -> HeaderValue {
     }
 }
 
-/// `path` for a log line: as it came if short, else its start and its length.
-fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
-    if path.len() <= MAX_LOGGED_PATH_LEN {
-        return path.into();
-    }
-    let mut end = MAX_LOGGED_PATH_LEN;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &path[..end], path.len()).into()
-}
-
 /// Cuts a `grpc-message` longer than [`MAX_STATUS_MESSAGE_LEN`], never inside a
 /// percent-encoded byte.
 fn bound_status_message(headers: &mut HeaderMap) {
@@ -209,7 +198,7 @@ where
         // Everything the handler logs is inside this span; it closes with the call's code.
         let span = tracing::info_span!(
             "call",
-            method = %logged_path(method),
+            method = %printable(method, MAX_LOGGED_PATH_LEN),
             peer = %request
                 .extensions()
                 .get::<tonic::transport::server::TcpConnectInfo>()

@@ -99,19 +99,6 @@ pub fn authority_conflict<B>(request: &Request<B>) -> bool {
 /// The longest client-sent host name repeated in a reason or a log line.
 pub const MAX_PRINTED_HOST: usize = 100;
 
-/// A client-sent host name fit to print: visible ASCII only, at most [`MAX_PRINTED_HOST`] bytes.
-pub fn printable(host: &str) -> String {
-    let mut printed: String = host
-        .chars()
-        .take(MAX_PRINTED_HOST)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
-    if host.len() > MAX_PRINTED_HOST {
-        printed.push_str("...");
-    }
-    printed
-}
-
 /// `host` from `host:port`, `[v6]` from `[v6]:port`.
 pub fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {

@@ -1,7 +1,9 @@
 //! Warnings that clients can cause, summarised: at most one line per interval for each kind, with
-//! the count of events since the last line, so a flood of refusals cannot flood the log.
+//! the count of events since the last line, so a flood of refusals cannot flood the log; and
+//! [`printable`], which bounds what a client sent before a log line or a reason repeats it.
 
 use std::{
+    borrow::Cow,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
@@ -61,5 +63,34 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(summary.event(), Some(1001));
         assert_eq!(summary.event(), None);
+    }
+}
+
+/// `text`, from a client, fit to repeat: visible ASCII only (anything else becomes `?`), at most
+/// `max` bytes of it, then `… (N bytes)` if it was longer. Borrowed when it is already fit.
+pub fn printable(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max && text.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return text.into();
+    }
+    let mut printed: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if text.len() > max {
+        printed.push_str(&format!("… ({} bytes)", text.len()));
+    }
+    printed.into()
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn repeats_short_visible_text_as_it_came_and_bounds_the_rest() {
+        assert!(matches!(printable("/a.B/C", 10), Cow::Borrowed("/a.B/C")));
+        assert_eq!(printable("a b\né", 10), "a?b??");
+        assert_eq!(printable(&"x".repeat(300), 4), "xxxx… (300 bytes)");
     }
 }
