@@ -15,6 +15,20 @@ pub fn deadline(metadata: &MetadataMap) -> Option<Instant> {
     parse_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 
+/// When a call that arrived at `now` must end: the client's deadline, if any, capped by the
+/// server's longest call, if any.
+pub fn capped(
+    client: Option<Instant>,
+    max_call_duration: Option<Duration>,
+    now: Instant,
+) -> Option<Instant> {
+    let server = max_call_duration.map(|limit| now + limit);
+    match (client, server) {
+        (Some(client), Some(server)) => Some(client.min(server)),
+        (client, server) => client.or(server),
+    }
+}
+
 /// Parses `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
 pub fn parse_timeout(value: &str) -> Option<Duration> {
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);

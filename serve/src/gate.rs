@@ -107,11 +107,7 @@ impl CallGate {
             .and_then(|value| value.to_str().ok())
             .and_then(deadline::parse_timeout)
             .map(|timeout| now + timeout);
-        let server = self.bounds.max_call_duration.map(|limit| now + limit);
-        match (client, server) {
-            (Some(client), Some(server)) => Some(client.min(server)),
-            (client, server) => client.or(server),
-        }
+        deadline::capped(client, self.bounds.max_call_duration, now)
     }
 }
 

@@ -75,18 +75,16 @@ impl GreeterService {
 
     /// The call's deadline: the client's, capped by the server's longest call.
     fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
-        let server_limit = self.max_call_duration.map(|limit| Instant::now() + limit);
-        match (deadline::deadline(metadata), server_limit) {
-            (Some(client), Some(server)) => Some(client.min(server)),
-            (client, server) => client.or(server),
-        }
+        deadline::capped(
+            deadline::deadline(metadata),
+            self.max_call_duration,
+            Instant::now(),
+        )
     }
 }
 
-/// The status open streams end with when the server shuts down.
-pub fn shutting_down() -> Status {
-    Status::unavailable("the server is shutting down; retry the call")
-}
+/// The status open streams end with when the server shuts down: the stack's own.
+pub use grpc_serve::gate::shutting_down;
 
 #[tonic::async_trait]
 impl Greeter for GreeterService {
