@@ -73,6 +73,13 @@ pub fn methods(encoded: &[u8]) -> Vec<Method> {
 mod tests {
     use super::*;
 
+    fn method_paths(encoded: &[u8]) -> Vec<String> {
+        methods(encoded)
+            .into_iter()
+            .map(|method| method.path)
+            .collect()
+    }
+
     #[test]
     fn lists_every_method_of_every_service_in_every_file() {
         use prost_types::{FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto};
