@@ -116,7 +116,23 @@ async fn a_client_that_opens_its_window_and_never_reads_holds_little_and_is_clos
 
 #[tokio::test]
 async fn a_zero_window_and_pings_cannot_hold_connections_and_lock_clients_out() {
-    let server = ServerProcess::start(&["--idle-timeout", "1s", "--max-connections", "4"]).await;
+    // A page to ask for: a response with a body, which a zero window never lets out.
+    let page = tempfile::tempdir().unwrap();
+    std::fs::write(
+        page.path().join("index.html"),
+        "<p>hello</p>\n".repeat(1000),
+    )
+    .unwrap();
+    let static_dir = page.path().to_str().unwrap();
+    let server = ServerProcess::start(&[
+        "--idle-timeout",
+        "1s",
+        "--max-connections",
+        "4",
+        "--static-dir",
+        static_dir,
+    ])
+    .await;
     let authority = server.addr.to_string();
     let mut sockets = Vec::new();
     for _ in 0..4 {
