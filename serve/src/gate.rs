@@ -37,6 +37,7 @@ use std::{
 
 use bytes::Bytes;
 use grpc_call::{code_name, status_code};
+use grpc_websocket::server::ClientViolation;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
@@ -220,6 +221,7 @@ where
         };
         let single_message = !stats.client_streaming;
         let mut record = CallRecord {
+            client_violation: request.extensions().get::<ClientViolation>().cloned(),
             stats,
             metrics: Arc::clone(metrics),
             span,
@@ -476,11 +478,16 @@ pub struct CallRecord {
     code: Option<Code>,
     /// The call's place under the concurrency limit, held until its response ends.
     permit: Option<OwnedSemaphorePermit>,
+    /// Set by the WebSocket transport when it ends the call for the client's fault.
+    client_violation: Option<ClientViolation>,
 }
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
-        let code = self.code.unwrap_or(Code::Cancelled);
+        let code = self
+            .code
+            .or_else(|| self.client_violation.as_ref()?.code())
+            .unwrap_or(Code::Cancelled);
         let elapsed = self.started.elapsed();
         self.metrics.call_ended();
         self.stats.record(code, elapsed);

@@ -383,6 +383,14 @@ async fn the_configured_message_size_limit_applies_over_websockets() {
         response.message(),
         "grpc-websockets: gRPC message of 2003 bytes exceeds the limit of 1024 bytes"
     );
+    // Recorded with the code the client was told, not as a cancellation.
+    let page = test_support::raw::get(server.addr, "/metrics", &server.addr.to_string()).await;
+    assert!(
+        page.contains(
+            "grpc_server_handled_total{grpc_method=\"/hello.Greeter/Chat\",grpc_code=\"OUT_OF_RANGE\"} 1"
+        ) && !page.contains("grpc_code=\"CANCELLED\""),
+        "{page}"
+    );
     assert_still_serving(&server).await;
     server.stop().await;
 }

@@ -180,6 +180,24 @@ fn strip_route_prefix<B>(request: &mut Request<B>) {
     }
 }
 
+/// The code a call over a WebSocket ended with when the client broke the protocol (a message over
+/// the limit, a malformed frame). The layer ends such a call itself, dropping the service's
+/// response; it puts this in the request's extensions and sets it first, so whatever records the
+/// call inside (a call gate, metrics) can record that code rather than a cancellation.
+#[derive(Debug, Clone, Default)]
+pub struct ClientViolation(Arc<std::sync::OnceLock<Code>>);
+
+impl ClientViolation {
+    /// The code the call was ended with, if the client broke the protocol.
+    pub fn code(&self) -> Option<Code> {
+        self.0.get().copied()
+    }
+
+    fn record(&self, code: Code) {
+        let _ = self.0.set(code);
+    }
+}
+
 /// Whether the page at `origin` is the server's own: the `Origin` header's host and port (its
 /// scheme's default port when it names none) are those of the request's `Host`.
 pub fn is_same_origin<B>(origin: &HeaderValue, request: &Request<B>) -> bool {
@@ -498,6 +516,8 @@ async fn serve_call<S, ResBody>(
     // tonic (and its gRPC-Web layer) treat an HTTP/2 `application/grpc` request as native gRPC.
     *request.version_mut() = Version::HTTP_2;
     *request.extensions_mut() = parts.extensions;
+    let violation = ClientViolation::default();
+    request.extensions_mut().insert(violation.clone());
     *request.headers_mut() = grpc_request_headers(headers);
 
     let client_end = {
@@ -506,7 +526,13 @@ async fn serve_call<S, ResBody>(
         let respond = respond(inner.oneshot(request), &mut sink);
         tokio::pin!(respond);
         tokio::select! {
-            end = &mut read_client => Err(end),
+            end = &mut read_client => {
+                // Before the call is dropped, so that its record says why.
+                if let ClientEnd::Violation(status) = &end {
+                    violation.record(status.code());
+                }
+                Err(end)
+            }
             code = &mut respond => Ok(code),
         }
         // Leaving this block drops the call if it is still running: that is the cancellation.
