@@ -385,8 +385,9 @@ pub struct CallBody<B> {
     watch: Watch,
     framing: Framing,
     max_message_size: u64,
-    /// The trailers to send after the data that came before an oversized message.
-    after: Option<Frame<Bytes>>,
+    /// The trailers to send after the data that came before an oversized message. Boxed: rare,
+    /// and a header map would make every call's body larger, and every move of it dearer.
+    after: Option<Box<Frame<Bytes>>>,
 }
 
 impl<B> CallBody<B> {
@@ -416,7 +417,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
         if let Some(trailers) = this.after.take() {
-            return Poll::Ready(Some(Ok(trailers)));
+            return Poll::Ready(Some(Ok(*trailers)));
         }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
@@ -434,7 +435,7 @@ where
                         if sent.is_empty() {
                             return Poll::Ready(Some(Ok(trailers)));
                         }
-                        this.after = Some(trailers);
+                        this.after = Some(Box::new(trailers));
                         return Poll::Ready(Some(Ok(Frame::data(sent))));
                     }
                 } else if let Some(trailers) = frame.trailers_mut() {
