@@ -35,48 +35,53 @@ pub struct Framing {
 impl Framing {
     /// Reads `data`. Fails at the first message that declares more than `max` bytes; the reader
     /// is then left where it was before that message.
-    pub fn read(&mut self, mut data: &[u8], max: u64) -> Result<(), Oversized> {
-        let mut offset = 0;
-        while !data.is_empty() {
+    pub fn read(&mut self, data: &[u8], max: u64) -> Result<(), Oversized> {
+        let mut at = 0;
+        while at < data.len() {
+            let rest = &data[at..];
             if self.remaining > 0 {
                 let take = usize::try_from(self.remaining)
                     .unwrap_or(usize::MAX)
-                    .min(data.len());
+                    .min(rest.len());
                 self.remaining -= take as u64;
                 if self.remaining == 0 {
                     self.completed += 1;
                 }
-                data = &data[take..];
-                offset += take;
+                at += take;
                 continue;
             }
-            if self.prefix_read == 0 {
+            // The prefix: straight from the bytes when they hold it whole (the usual case, a
+            // message at the start of a chunk), else gathered across reads.
+            let (len, prefix_at) = if self.prefix_read == 0 && rest.len() >= PREFIX_LEN {
                 self.started += 1;
-            }
-            let take = (PREFIX_LEN - self.prefix_read).min(data.len());
-            self.prefix[self.prefix_read..self.prefix_read + take].copy_from_slice(&data[..take]);
-            self.prefix_read += take;
-            data = &data[take..];
-            if self.prefix_read < PREFIX_LEN {
-                break;
-            }
-            let len = u64::from(u32::from_be_bytes([
-                self.prefix[1],
-                self.prefix[2],
-                self.prefix[3],
-                self.prefix[4],
-            ]));
-            let at = (offset + take).saturating_sub(PREFIX_LEN);
-            offset += take;
-            self.prefix_read = 0;
+                at += PREFIX_LEN;
+                let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+                (len, at - PREFIX_LEN)
+            } else {
+                if self.prefix_read == 0 {
+                    self.started += 1;
+                }
+                let take = (PREFIX_LEN - self.prefix_read).min(rest.len());
+                self.prefix[self.prefix_read..self.prefix_read + take]
+                    .copy_from_slice(&rest[..take]);
+                self.prefix_read += take;
+                at += take;
+                if self.prefix_read < PREFIX_LEN {
+                    break;
+                }
+                self.prefix_read = 0;
+                let [_, a, b, c, d] = self.prefix;
+                (u32::from_be_bytes([a, b, c, d]), at.saturating_sub(PREFIX_LEN))
+            };
+            let len = u64::from(len);
             if len > max {
                 self.started -= 1;
-                return Err(Oversized { at, len });
+                return Err(Oversized { at: prefix_at, len });
             }
+            self.remaining = len;
             if len == 0 {
                 self.completed += 1;
             }
-            self.remaining = len;
         }
         Ok(())
     }

@@ -101,10 +101,9 @@ pub struct CallGate {
 }
 
 impl CallGate {
-    /// When a call that arrived at `now` with these headers must end, if ever.
-    fn deadline(&self, headers: &HeaderMap, now: Instant) -> Option<Instant> {
-        let client = headers
-            .get(&GRPC_TIMEOUT)
+    /// When a call that arrived at `now` with this `grpc-timeout` must end, if ever.
+    fn deadline(&self, grpc_timeout: Option<&HeaderValue>, now: Instant) -> Option<Instant> {
+        let client = grpc_timeout
             .and_then(|value| value.to_str().ok())
             .and_then(deadline::parse_timeout)
             .map(|timeout| now + timeout);
@@ -136,9 +135,23 @@ impl<S: NamedService> NamedService for Gated<S> {
     const NAME: &'static str = S::NAME;
 }
 
+/// The request headers the gate reads: `x-request-id` and `grpc-timeout`, the first of each. One
+/// pass over the few headers of a call costs less than two lookups, each of which hashes its name.
+fn gate_headers(headers: &HeaderMap) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
+    let (mut request_id, mut grpc_timeout) = (None, None);
+    for (name, value) in headers {
+        if *name == REQUEST_ID {
+            request_id = request_id.or(Some(value));
+        } else if *name == GRPC_TIMEOUT {
+            grpc_timeout = grpc_timeout.or(Some(value));
+        }
+    }
+    (request_id, grpc_timeout)
+}
+
 /// The client's request id if it is short and visible ASCII; else a fresh one.
-fn request_id(headers: &HeaderMap, metrics: &Metrics) -> HeaderValue {
-    let sent = headers.get(&REQUEST_ID).filter(|id| {
+fn request_id(sent: Option<&HeaderValue>, metrics: &Metrics) -> HeaderValue {
+    let sent = sent.filter(|id| {
         let bytes = id.as_bytes();
         !bytes.is_empty()
             && bytes.len() <= MAX_REQUEST_ID_LEN
@@ -188,7 +201,8 @@ where
         let gate = &self.gate;
         let metrics = &gate.metrics;
         let started = Instant::now();
-        let mut request_id = request_id(request.headers(), metrics);
+        let (sent_id, grpc_timeout) = gate_headers(request.headers());
+        let mut request_id = request_id(sent_id, metrics);
         // A value unique to each call: HTTP/2's header compression must not index it, or each
         // response evicts useful entries and the table's lookups slow down.
         request_id.set_sensitive(true);
@@ -210,7 +224,7 @@ where
         );
         let streaming = stats.client_streaming || stats.server_streaming;
         let watch = Watch {
-            deadline: gate.deadline(request.headers(), started),
+            deadline: gate.deadline(grpc_timeout, started),
             timer: None,
             // Only streaming calls end at the drain; unary calls in flight finish.
             draining: streaming.then(|| gate.draining.clone()),
