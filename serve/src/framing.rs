@@ -71,7 +71,10 @@ impl Framing {
                 }
                 self.prefix_read = 0;
                 let [_, a, b, c, d] = self.prefix;
-                (u32::from_be_bytes([a, b, c, d]), at.saturating_sub(PREFIX_LEN))
+                (
+                    u32::from_be_bytes([a, b, c, d]),
+                    at.saturating_sub(PREFIX_LEN),
+                )
             };
             let len = u64::from(len);
             if len > max {
