@@ -8,6 +8,7 @@
 //! otherwise the call ends with DEADLINE_EXCEEDED, which frees its permit, and the connection
 //! under an unfinished HTTP/1.1 body closes. Between the messages of a client stream there is no
 //! such bound: a stream may wait for its client's next message as long as its deadline allows.
+//! A unary or server-streaming call whose client sends a second message ends with INTERNAL.
 
 use std::{
     future::Future,
@@ -107,6 +108,13 @@ where
                         )));
                     }
                     let current = this.framing.started();
+                    if this.single_message && current > 1 {
+                        // As grpc-go and grpc-java answer it: the service would see one message
+                        // and drop the rest unread, so the call fails instead of answering OK.
+                        return this.fail(Status::internal(
+                            "this method takes one request message, and the client sent more",
+                        ));
+                    }
                     if this.framing.in_message()
                         && this
                             .message_began

@@ -368,6 +368,35 @@ async fn the_message_size_limit_holds_both_ways_on_every_transport() {
 }
 
 #[tokio::test]
+async fn a_unary_call_with_two_request_messages_fails() {
+    let server = serve(&Store::default(), |_| {}).await;
+    let request = |messages: usize| {
+        let body = "\0\0\0\0\x05\x0a\x03100".repeat(messages);
+        format!(
+            "POST /test.Store/Reply HTTP/1.1\r\nHost: {}\r\n\
+             content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+             content-length: {}\r\nConnection: close\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        )
+    };
+    // In the trailers frame of the body, or in the headers of a trailers-only answer.
+    let status = |response: &str| {
+        let at = response.find("grpc-status:")? + "grpc-status:".len();
+        response[at..]
+            .split("\r\n")
+            .next()
+            .map(|value| value.trim().to_owned())
+    };
+    let one = raw::raw_exchange(server.addr, &request(1)).await;
+    assert_eq!(status(&one).as_deref(), Some("0"), "{one}");
+    // The service would read the first and never see the second: the call must not answer OK.
+    let two = raw::raw_exchange(server.addr, &request(2)).await;
+    assert_eq!(status(&two).as_deref(), Some("13"), "{two}");
+    assert!(two.contains("takes%20one%20request%20message"), "{two}");
+}
+
+#[tokio::test]
 async fn a_request_that_never_arrives_frees_its_permit() {
     let server = serve(&Store::default(), |options| {
         options.max_concurrent_calls = 1;
