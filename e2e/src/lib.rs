@@ -241,16 +241,32 @@ impl Browser {
         field.send_keys(&backspaces).await.unwrap();
     }
 
-    /// Waits (up to 20 s) until `done` accepts the element's text; returns the text it last had.
-    pub async fn wait_for_text(&self, css: &str, done: impl Fn(&str) -> bool) -> String {
+    /// Waits (up to 20 s) until `done` accepts the element's text and returns it; after 20 s, the
+    /// error is the text it last had.
+    pub async fn poll_text(
+        &self,
+        css: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = self.find(css).await.text().await.unwrap();
-            if done(&text) || Instant::now() > deadline {
-                return text;
+            if done(&text) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                return Err(text);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits (up to 20 s) until `done` accepts the element's text and returns it; fails the test,
+    /// with the text it showed, if it never does.
+    pub async fn wait_for_text(&self, css: &str, done: impl Fn(&str) -> bool) -> String {
+        self.poll_text(css, done)
+            .await
+            .unwrap_or_else(|shown| panic!("{css} still shows {shown:?} after 20 s"))
     }
 
     /// Waits (up to 20 s) until the element matching `css` shows exactly `expected`; fails the

@@ -203,9 +203,18 @@ async fn a_thousand_idle_websocket_calls_cost_little_memory() {
     for _ in 0..1000 {
         sockets.push(idle_chat(&server).await);
     }
-    // The last header block has been read once the gauge says so and the server answers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let page = get(server.addr, "/metrics", &server.addr.to_string()).await;
+    // Every call is in flight once the server has read its header block: polled, not slept on,
+    // and bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = get(server.addr, "/metrics", &server.addr.to_string()).await;
+        if gauge(&page, "grpc_server_calls_in_flight") == 1000
+            || std::time::Instant::now() > deadline
+        {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(gauge(&page, "grpc_server_calls_in_flight"), 1000);
     assert_eq!(gauge(&page, "http_server_open_connections"), 1001);
     let growth = server.rss_kib().saturating_sub(rss_before);

@@ -147,7 +147,8 @@ async fn the_server_caps_how_long_a_call_may_run() {
     assert_eq!(status.code(), Code::DeadlineExceeded);
     // At the limit: not before it, and not long after.
     assert!(
-        ended_after >= Duration::from_millis(300) && ended_after < Duration::from_millis(1300),
+        // The stream alone would run 50 s.
+        ended_after >= Duration::from_millis(300) && ended_after < Duration::from_secs(5),
         "ended {ended_after:?} after it started"
     );
     server.stop().await;
@@ -158,11 +159,11 @@ async fn the_server_caps_how_long_a_call_may_run() {
 async fn read_until_closed(connection: &mut TcpStream, since: Instant) -> (Vec<u8>, Duration) {
     let mut received = Vec::new();
     let read = tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         connection.read_to_end(&mut received),
     )
     .await
-    .expect("the server closes the connection within 5 s");
+    .expect("the server closes the connection within 10 s");
     // A reset is a close too.
     let _ = read;
     (received, since.elapsed())
@@ -170,7 +171,8 @@ async fn read_until_closed(connection: &mut TcpStream, since: Instant) -> (Vec<u
 
 fn assert_cut_off_at_300_ms(after: Duration) {
     assert!(
-        after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+        // Well before the 10 s default, on two loaded cores too.
+        after >= Duration::from_millis(300) && after < Duration::from_secs(5),
         "cut off {after:?} after connecting, with a 300 ms limit"
     );
 }
@@ -322,43 +324,72 @@ async fn idle_connections_are_probed_by_tcp_keepalive_after_30_s() {
     server.stop().await;
 }
 
-/// `--max-streams-per-connection` is advertised in the server's SETTINGS, and a client that
-/// honours it waits for a free stream instead of opening more.
+/// `--max-streams-per-connection` is advertised in the server's SETTINGS, and enforced on a
+/// client that ignores it: the stream past the limit is refused (RST_STREAM REFUSED_STREAM, which
+/// a client may retry elsewhere), while the streams within it go on and the server keeps serving.
 #[tokio::test]
 async fn streams_per_connection_are_capped() {
+    use test_support::h2::{self, grpc_request, headers, settings, settings_ack, PREFACE};
     let server = TestServer::start(|config| config.serve.max_streams_per_connection = 2).await;
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
-    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await
-        .unwrap();
-    let mut head = [0u8; 9];
-    raw.read_exact(&mut head).await.unwrap();
-    assert_eq!(head[3], 0x4, "the server's first frame is its SETTINGS");
-    let mut settings = vec![0u8; u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize];
-    raw.read_exact(&mut settings).await.unwrap();
-    let max_concurrent_streams = settings.chunks(6).find_map(|setting| {
+    raw.write_all(PREFACE).await.unwrap();
+    raw.write_all(&settings(&[])).await.unwrap();
+    let (kind, _, _, payload) = read_frame(&mut raw).await;
+    assert_eq!(kind, 0x4, "the server's first frame is its SETTINGS");
+    let max_concurrent_streams = payload.chunks(6).find_map(|setting| {
         (setting[..2] == [0, 0x3])
             .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
     });
     assert_eq!(max_concurrent_streams, Some(2));
-    drop(raw);
+    raw.write_all(&settings_ack()).await.unwrap();
 
-    // Two open streams on one connection; a third call on it waits for one of them to end.
-    let mut client = native_client(&server).await;
-    let first = client.say_hello_stream(long_stream()).await.unwrap();
-    let _second = client.say_hello_stream(long_stream()).await.unwrap();
-    let mut third = std::pin::pin!(client.say_hello(hello("third")));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), third.as_mut())
+    // Three calls whose request bodies never end: the first two stay open, the third is refused.
+    let authority = server.addr.to_string();
+    let request = grpc_request("/hello.Greeter/SayHello", &authority);
+    for stream in [1, 3, 5] {
+        raw.write_all(&headers(stream, &request, false))
             .await
-            .is_err(),
-        "a third stream was opened past the limit of 2"
-    );
-    drop(first);
-    let reply = tokio::time::timeout(Duration::from_secs(5), third)
+            .unwrap();
+    }
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (kind, _, stream, payload) = read_frame(&mut raw).await;
+            if kind == 0x3 {
+                break (stream, u32::from_be_bytes(payload[..4].try_into().unwrap()));
+            }
+        }
+    })
+    .await
+    .expect("a stream past the limit was reset");
+    const REFUSED_STREAM: u32 = 0x7;
+    assert_eq!(refused, (5, REFUSED_STREAM));
+    // The two within the limit are still open: finishing one's request answers it.
+    raw.write_all(&h2::data(1, &h2::grpc_message(b"\x0a\x03one"), true))
         .await
-        .expect("answered once a stream is free")
         .unwrap();
-    assert_eq!(reply.into_inner().message, "Hello, third");
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (kind, flags, stream, _) = read_frame(&mut raw).await;
+            if kind == 0x1 && stream == 1 && flags & 0x1 != 0 {
+                break;
+            }
+            assert!(!(kind == 0x3 && stream == 1), "stream 1 was reset");
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "stream 1 was not answered");
+    drop(raw);
+    assert_serving(&server).await;
     server.stop().await;
+}
+
+/// One HTTP/2 frame: its type, flags, stream and payload.
+async fn read_frame(connection: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
+    let mut head = [0u8; 9];
+    connection.read_exact(&mut head).await.unwrap();
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5] & 0x7f, head[6], head[7], head[8]]);
+    let mut payload = vec![0u8; len];
+    connection.read_exact(&mut payload).await.unwrap();
+    (head[3], head[4], stream, payload)
 }

@@ -291,7 +291,7 @@ async fn the_drain_timeout_cuts_off_a_client_that_never_finishes_its_call() {
     assert!(exit.success(), "{exit:?}");
     // The stalled call holds the drain open to its limit, and no longer.
     assert!(
-        took >= drain_timeout && took < drain_timeout + Duration::from_millis(1500),
+        took >= drain_timeout && took < drain_timeout + Duration::from_secs(4),
         "exited {took:?} after SIGTERM with a {drain_timeout:?} drain timeout"
     );
     assert!(
@@ -310,7 +310,9 @@ async fn the_drain_timeout_cuts_off_a_client_that_never_finishes_its_call() {
 /// that follows closes with 1001, going away.
 #[tokio::test]
 async fn not_ready_at_once_then_serving_through_the_shutdown_delay() {
-    let mut server = ServerProcess::start(&["--shutdown-delay", "1500ms"]).await;
+    // Long enough for the checks below to finish inside it on two loaded cores.
+    let delay = Duration::from_secs(5);
+    let mut server = ServerProcess::start(&["--shutdown-delay", "5s"]).await;
     // Probes are answered with no Host at all, as load balancers' checks send them.
     let ready = raw::raw_exchange(server.addr, "GET /readyz HTTP/1.0\r\n\r\n").await;
     assert!(
@@ -350,7 +352,7 @@ async fn not_ready_at_once_then_serving_through_the_shutdown_delay() {
             break response;
         }
         assert!(
-            stopping.elapsed() < Duration::from_secs(1),
+            stopping.elapsed() < Duration::from_secs(2),
             "still ready: {response}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -369,7 +371,7 @@ async fn not_ready_at_once_then_serving_through_the_shutdown_delay() {
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert_eq!(raw::field(&page, "connection"), Some("close"), "{page}");
     assert!(
-        stopping.elapsed() < Duration::from_millis(1500),
+        stopping.elapsed() < delay,
         "the checks took the whole delay: {:?}",
         stopping.elapsed()
     );
@@ -379,11 +381,7 @@ async fn not_ready_at_once_then_serving_through_the_shutdown_delay() {
         Some(ServerFrame::Headers(trailers)) => trailers,
         other => panic!("expected the trailers, got {other:?}"),
     };
-    assert!(
-        stopping.elapsed() >= Duration::from_millis(1500),
-        "{:?}",
-        stopping.elapsed()
-    );
+    assert!(stopping.elapsed() >= delay, "{:?}", stopping.elapsed());
     assert_eq!(trailers.get("grpc-status").unwrap(), "14");
     assert!(chat.next_frame().await.is_none());
     assert_eq!(chat.close_code(), Some(1001));

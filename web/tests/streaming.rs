@@ -90,10 +90,11 @@ async fn server_streaming_rejects_bad_arguments() {
 
 #[wasm_bindgen_test]
 async fn a_slow_stream_with_a_short_deadline_is_deadline_exceeded() {
+    // Greetings at 0, 300, 600 and 900 ms; the deadline at 1 s ends the stream after them.
     let result = api()
         .say_hello_stream(
-            stream_request("Slow", 10, 200),
-            Some(Duration::from_millis(500)),
+            stream_request("Slow", 10, 300),
+            Some(Duration::from_millis(1000)),
         )
         .await;
     let (received, end) = match result {
@@ -101,7 +102,12 @@ async fn a_slow_stream_with_a_short_deadline_is_deadline_exceeded() {
         Err(error) => (Vec::new(), Err(error)),
     };
     assert_eq!(end.unwrap_err().code(), Code::DeadlineExceeded);
-    assert!(received.len() <= 3, "{received:?}");
+    // The greetings sent before the deadline arrive, the first of them at once, in order.
+    assert!((1..=4).contains(&received.len()), "{received:?}");
+    let expected: Vec<String> = (1..=received.len())
+        .map(|i| format!("Hello #{i}, Slow"))
+        .collect();
+    assert_eq!(received, expected);
 }
 
 #[wasm_bindgen_test]

@@ -98,5 +98,7 @@ async fn the_retries_end_within_the_deadline() {
         .unwrap_err();
     let took_ms = js_sys::Date::now() - started;
     assert_eq!(error.code(), Code::Unavailable, "{error}");
-    assert!(took_ms < 250.0, "took {took_ms} ms with a 120 ms deadline");
+    // Without the deadline the pauses alone take 375 ms: it stopped before them, whatever the
+    // browser's pace.
+    assert!(took_ms < 375.0, "took {took_ms} ms with a 120 ms deadline");
 }

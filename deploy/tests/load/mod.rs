@@ -397,9 +397,11 @@ pub async fn page(url: String, stop: Stop) -> PageTally {
         browser.type_into("#name", &name).await;
         browser.click("#say-hello").await;
         let expected = format!("Hello, {name}");
+        // What it shows, greeting or not, is judged and counted: the load goes on.
         let shown = browser
-            .wait_for_text("#reply", |text| text == expected)
-            .await;
+            .poll_text("#reply", |text| text == expected)
+            .await
+            .unwrap_or_else(|shown| shown);
         tally.clicks.record(check_greeting(&shown, &name));
     }
 
