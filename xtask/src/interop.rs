@@ -15,11 +15,15 @@ use std::{
 };
 
 use crate::{
-    process::{self, free_port, ChildProcess, Tally},
+    process::{self, free_port, ChildProcess},
+    results::{self, Results},
     setup::Tools,
     wasm::wasm_test_command,
     Result,
 };
+
+/// The first part of the interop tests' names.
+pub const LABEL: &str = "interop";
 
 const OUR_SERVER: &str = "greeter-server (tonic)";
 const OUR_SERVER_TESTING: &str = "greeter-server --grpc-testing";
@@ -50,23 +54,18 @@ struct Case {
 }
 
 /// Sets up the third-party software, starts the servers, runs every case and prints the matrix.
-/// `tools` must be set up for tests.
-pub fn run(tools: &Tools, root: &Path) -> Tally {
-    match run_cases(tools, root) {
-        Ok(cases) => {
-            print_matrix(&cases);
-            let passed = cases.iter().filter(|case| case.passed).count() as u64;
-            Tally {
-                passed,
-                failed: cases.len() as u64 - passed,
-                ..Tally::default()
-            }
-        }
-        Err(error) => Tally::failure(format!("interop: {error}")),
+/// `tools` must be set up for tests. Each case is a result of its own, named
+/// `interop | CLIENT → SERVER | PROTOCOL`, and so is each test of a test runner within it.
+pub fn run(tools: &Tools, root: &Path) -> Results {
+    let mut results = Results::default();
+    match run_cases(tools, root, &mut results) {
+        Ok(cases) => print_matrix(&cases),
+        Err(error) => results.add_problem(format!("interop: {error}")),
     }
+    results
 }
 
-fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
+fn run_cases(tools: &Tools, root: &Path, results: &mut Results) -> Result<Vec<Case>> {
     let test_tools = tools.test.as_ref().expect("set up for tests");
     let python = test_tools.venv_bin("python");
     process::run(
@@ -76,17 +75,9 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             .args(["ci", "--no-audit", "--no-fund"]),
     )?;
     let python_stubs = python_stubs(&python, root)?;
-    // With gRPC's own interop service, for gRPC's interop clients.
-    process::run(tools.command("cargo").current_dir(root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "greeter-server",
-        "--features",
-        "grpc-testing",
-        "-p",
-        "greeter-cli",
-    ]))?;
+    // The tests' own build (the server with gRPC's interop service, for gRPC's interop clients;
+    // the CLI): nothing to do when `cargo xtask test` has built it already.
+    crate::test::build_debug(tools, root)?;
     let ruby_interop_client = ruby_grpc_dir()?.join("src/ruby/pb/test/client.rb");
 
     // The servers, each on its own free loopback port, stopped when dropped.
@@ -128,24 +119,30 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
     let mut case = |client, server, protocol, checks: Vec<Check>| {
         println!("\nxtask: interop: {client} → {server} over {protocol}");
+        let name = format!("{client} → {server} over {protocol}");
         // Every check runs, so one failure does not hide another.
-        let outcomes: Vec<bool> = checks.into_iter().map(Check::passes).collect();
+        let mut passed = true;
+        for check in checks {
+            let (check_passed, tests) = check.run(&name);
+            passed &= check_passed;
+            *results += tests;
+        }
+        *results += Results::check(format!("{LABEL} | {name} | (case)"), passed);
         cases.push(Case {
             client,
             server,
             protocol,
-            passed: outcomes.iter().all(|&passed| passed),
+            passed,
         });
     };
-    // Each test file with the number of tests it holds: a file that runs fewer fails its case.
-    let node_test = |file: &str, at_least: u64, vars: &[(&str, &str)]| {
+    let node_test = |file: &str, vars: &[(&str, &str)]| {
         let mut command = tools.command("node");
         command
             .current_dir(root)
             .args(["--test", &format!("interop/{file}")])
             .env("GREETER_SERVER", &ours)
             .envs(vars.iter().copied());
-        Check::Tests { command, at_least }
+        Check::Tests(command)
     };
 
     case(
@@ -196,15 +193,14 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
         "gRPC, HTTP/2, reflection",
         vec![node_test(
             "grpcurl.test.mjs",
-            4,
             &[("GRPCURL", &test_tools.venv_bin("grpcurl").to_string_lossy())],
         )],
     );
     // HTTP/1.1 carries no request streams: two of the file's tests run over HTTP/2 only.
-    for (protocol, transport, tests) in [
-        ("gRPC-Web, HTTP/1.1", "grpc-web-h1", 5),
-        ("gRPC-Web, HTTP/2", "grpc-web-h2c", 7),
-        ("gRPC, HTTP/2", "grpc-h2c", 7),
+    for (protocol, transport) in [
+        ("gRPC-Web, HTTP/1.1", "grpc-web-h1"),
+        ("gRPC-Web, HTTP/2", "grpc-web-h2c"),
+        ("gRPC, HTTP/2", "grpc-h2c"),
     ] {
         case(
             "connect-es (connect-node)",
@@ -212,7 +208,6 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             protocol,
             vec![node_test(
                 "connect-es.test.mjs",
-                tests,
                 &[("INTEROP_TRANSPORT", transport)],
             )],
         );
@@ -227,7 +222,6 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
             protocol,
             vec![node_test(
                 "grpc-web.test.mjs",
-                4,
                 &[("INTEROP_FORMAT", format)],
             )],
         );
@@ -236,7 +230,7 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
         "improbable-eng grpc-web",
         OUR_SERVER,
         "grpc-websockets",
-        vec![node_test("improbable-websocket.test.mjs", 4, &[])],
+        vec![node_test("improbable-websocket.test.mjs", &[])],
     );
     // gRPC's own interop client against grpc.testing.TestService on our server, one case per test.
     for test_case in RUBY_INTEROP_CASES {
@@ -272,20 +266,20 @@ fn run_cases(tools: &Tools, root: &Path) -> Result<Vec<Case>> {
     // Our wasm client in a real browser against a server that is not tonic: the same stub tests
     // the page's client passes against ours, and its server-streaming tests.
     let dead = format!("http://127.0.0.1:{}", free_port()?);
-    let chromium = |args: &[&str], at_least| {
+    let chromium = |args: &[&str]| {
         let mut command = wasm_test_command(tools, root, &connect, &dead);
         command
             .env("CHROMEDRIVER", &test_tools.chromedriver)
             .args(args);
-        Check::Tests { command, at_least }
+        Check::Tests(command)
     };
     case(
         "greeter-web (wasm, headless Chromium)",
         "connect-node",
         "gRPC-Web, HTTP/1.1",
         vec![
-            chromium(&["--test", "stub"], 4),
-            chromium(&["--test", "streaming", "--", "server_streaming"], 2),
+            chromium(&["--test", "stub"]),
+            chromium(&["--test", "streaming", "--", "server_streaming"]),
         ],
     );
 
@@ -328,9 +322,9 @@ const CHECK_WITHIN: Duration = Duration::from_secs(5 * 60);
 enum Check {
     /// Pass when the command succeeds (a client that asserts by itself).
     Succeeds(Command),
-    /// Pass when the test runner runs at least `at_least` tests and none fails: a filter or a
-    /// rename that leaves it running fewer is a failure, not a pass.
-    Tests { command: Command, at_least: u64 },
+    /// Pass when the test runner exits 0; each of its tests is a result of its own, so one that
+    /// does not run is named by the list of expected tests.
+    Tests(Command),
     /// Pass when the command exits with `code` and prints exactly `stdout` (anything, if `None`).
     Prints {
         command: Command,
@@ -340,20 +334,20 @@ enum Check {
 }
 
 impl Check {
-    fn passes(self) -> bool {
+    /// Whether it passed, and the results of the tests it ran, under the case's `name`.
+    fn run(self, name: &str) -> (bool, Results) {
         match self {
             Check::Succeeds(mut command) => {
-                process::run_tests(&mut command, CHECK_WITHIN).failed == 0
+                let passed = process::run_within(&mut command, CHECK_WITHIN)
+                    .map_err(|error| eprintln!("xtask: {error}"))
+                    .is_ok();
+                (passed, Results::default())
             }
-            Check::Tests {
-                mut command,
-                at_least,
-            } => {
-                let name = process::describe(&command);
-                process::run_tests(&mut command, CHECK_WITHIN)
-                    .at_least(&name, at_least)
-                    .failed
-                    == 0
+            Check::Tests(mut command) => {
+                let tests = results::run_tests(LABEL, name, &mut command, CHECK_WITHIN);
+                let passed =
+                    tests.problems.is_empty() && tests.count(results::Verdict::Failed) == 0;
+                (passed, tests)
             }
             Check::Prints {
                 mut command,
@@ -364,7 +358,7 @@ impl Check {
                     Ok(output) => output,
                     Err(error) => {
                         eprintln!("xtask: {error}");
-                        return false;
+                        return (false, Results::default());
                     }
                 };
                 let printed = String::from_utf8_lossy(&output.stdout);
@@ -378,7 +372,7 @@ impl Check {
                 if !stdout_ok {
                     eprintln!("xtask: expected standard output {stdout:?}");
                 }
-                code_ok && stdout_ok
+                (code_ok && stdout_ok, Results::default())
             }
         }
     }

@@ -16,6 +16,7 @@ mod cluster;
 mod interop;
 mod page;
 mod process;
+mod results;
 mod setup;
 mod test;
 mod wasm;
@@ -79,10 +80,10 @@ fn main() -> ExitCode {
         Command::Test => test::run(),
         Command::Bench => bench::run(),
         Command::Interop => setup::tools(true).and_then(|tools| {
-            let tally = interop::run(&tools, &workspace_root());
-            match tally.failed {
+            let results = interop::run(&tools, &workspace_root());
+            match results.count(results::Verdict::Failed) + results.problems.len() {
                 0 => Ok(()),
-                failed => Err(format!("{failed} interop cases failed")),
+                failed => Err(format!("{failed} interop checks failed")),
             }
         }),
         Command::Setup { tests } => setup::tools(tests).map(|_| ()),

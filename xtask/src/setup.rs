@@ -83,8 +83,17 @@ pub fn tools(for_tests: bool) -> Result<Tools> {
         &wasm_bindgen,
         // The CLI's own lockfile names a crate version the registry no longer has.
         false,
+        None,
     )?;
-    cargo_install(&tools, "trunk", "trunk", TRUNK_VERSION, true)?;
+    // Without its update check: the project pins the version.
+    cargo_install(
+        &tools,
+        "trunk",
+        "trunk",
+        TRUNK_VERSION,
+        true,
+        Some("rustls"),
+    )?;
     wasm_opt(&tools, &root)?;
 
     if for_tests {
@@ -104,8 +113,16 @@ pub fn tools(for_tests: bool) -> Result<Tools> {
             "geckodriver",
             GECKODRIVER_VERSION,
             true,
+            None,
         )?;
-        cargo_install(&tools, "cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, true)?;
+        cargo_install(
+            &tools,
+            "cargo-fuzz",
+            "cargo-fuzz",
+            CARGO_FUZZ_VERSION,
+            true,
+            None,
+        )?;
         tools.test = Some(TestTools {
             chromedriver: tools.which("chromedriver")?,
             geckodriver: tools.which("geckodriver")?,
@@ -169,8 +186,16 @@ fn locked_version(root: &Path, package: &str) -> Result<String> {
     Ok(lock[start..start + end].to_owned())
 }
 
-/// Installs `krate` at `version` unless `binary --version` already reports it.
-fn cargo_install(tools: &Tools, binary: &str, krate: &str, version: &str, locked: bool) -> Result {
+/// Installs `krate` at `version` unless `binary --version` already reports it, with `features`
+/// instead of its defaults when given.
+fn cargo_install(
+    tools: &Tools,
+    binary: &str,
+    krate: &str,
+    version: &str,
+    locked: bool,
+    features: Option<&str>,
+) -> Result {
     let reported = process::output(tools.command(binary).arg("--version")).unwrap_or_default();
     if reported
         .split_whitespace()
@@ -179,12 +204,27 @@ fn cargo_install(tools: &Tools, binary: &str, krate: &str, version: &str, locked
         return Ok(());
     }
     println!("xtask: installing {krate} {version} from crates.io (a few minutes, once)");
+    let started = std::time::Instant::now();
     let mut command = tools.command("cargo");
-    command.args(["install", krate, "--version", version]);
+    command
+        .args(["install", krate, "--version", version])
+        // A tool is built to be used, not to win benchmarks: without the whole-program
+        // optimization some ask for in release (trunk's fat LTO in one codegen unit is minutes of
+        // a single core), in parallel codegen units.
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
     if locked {
         command.arg("--locked");
     }
-    process::run(&mut command)
+    if let Some(features) = features {
+        command.args(["--no-default-features", "--features", features]);
+    }
+    process::run(&mut command)?;
+    println!(
+        "xtask: installed {krate} {version} in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
 }
 
 /// The interop suite's Python tools (grpcio, grpcio-tools, grpcurl), pinned in
@@ -206,11 +246,16 @@ fn python_tools(root: &Path) -> Result<PathBuf> {
             format!("{e}\nxtask: the interop suite needs Python 3 with venv (apt-get install python3-venv)")
         })?;
     }
+    let started = std::time::Instant::now();
     process::run(
         Command::new(&pip)
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),
     )?;
+    println!(
+        "xtask: installed the Python tools in {:.0?}",
+        started.elapsed()
+    );
     std::fs::write(&installed, wanted)
         .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
     Ok(venv)
@@ -228,6 +273,7 @@ fn wasm_opt(tools: &Tools, root: &Path) -> Result {
     let prefix = root.join(".tools/npm");
     std::fs::create_dir_all(&prefix)
         .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    let started = std::time::Instant::now();
     process::run(
         tools
             .command("npm")
@@ -240,7 +286,9 @@ fn wasm_opt(tools: &Tools, root: &Path) -> Result {
             ])
             .arg(&prefix)
             .arg(format!("binaryen@{BINARYEN_VERSION}")),
-    )
+    )?;
+    println!("xtask: installed wasm-opt in {:.0?}", started.elapsed());
+    Ok(())
 }
 
 /// Installs Debian packages that are missing; needs apt-get and root (or sudo).
@@ -265,6 +313,7 @@ pub fn debian_packages(packages: &[&str]) -> Result {
     let as_root = process::output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0");
     let sudo: &[&str] = if as_root { &[] } else { &["sudo", "-n"] };
     println!("xtask: installing {listed} from Debian's packages");
+    let started = std::time::Instant::now();
     let apt = |args: &[&str]| {
         let all: Vec<&str> = sudo.iter().chain(args).copied().collect();
         process::run(
@@ -283,5 +332,7 @@ pub fn debian_packages(packages: &[&str]) -> Result {
             format!(
                 "{e}\nxtask: could not install {listed}; as root, run: apt-get install {listed}"
             )
-        })
+        })?;
+    println!("xtask: installed {listed} in {:.0?}", started.elapsed());
+    Ok(())
 }

@@ -1,105 +1,159 @@
 //! `cargo xtask test`: every check and every test, in one command, with one summary line.
 //!
-//! Order: format, lint and the libraries' documentation; fuzzing; native tests; the wasm tests in
-//! headless Chromium and then headless Firefox against a real server; the interop suite
-//! (third-party clients and servers); the release page; the end-to-end tests, in both browsers;
-//! the cluster tests (replicas behind HAProxy, rolled under load). A failing step does not stop
-//! the later ones, so one run shows everything that is wrong.
+//! Order: set-up; format, lint and the libraries' documentation; fuzzing; one debug build of
+//! everything the tests run; the native tests; the wasm tests in headless Chromium and then
+//! headless Firefox against a real server; the interop suite (third-party clients and servers);
+//! the release page; the end-to-end tests, in both browsers; the cluster tests (replicas behind
+//! HAProxy, rolled under load). A failing step does not stop the later ones, so one run shows
+//! everything that is wrong.
+//!
+//! Every step has a time bound and the run has one budget; whatever happens, the summary is
+//! printed, with each step's time beside it. Which tests must run is `xtask/expected-tests.txt`
+//! (see [`crate::results`]).
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{
     interop, page,
-    process::{self, free_port, ChildProcess, Tally},
+    process::{self, free_port, ChildProcess},
+    results::{self, Results, Verdict},
     setup::{self, Tools},
     wasm::{wasm_command, wasm_test_command, WASM_TARGET},
     workspace_root, Result,
 };
 
-/// How many tests each step must run at least, and how long it may take (its build included).
-/// A step that runs fewer, or is still running at its limit, is a counted failure.
-const NATIVE: StepBounds = StepBounds::new(115, 30);
-const WASM: StepBounds = StepBounds::new(18, 15);
-const INTEROP_CASES: u64 = 24;
-const END_TO_END: StepBounds = StepBounds::new(9, 20);
-const CLUSTER: StepBounds = StepBounds::new(2, 10);
+/// The whole run's budget: after it every command is stopped and the summary printed.
+const BUDGET: Duration = Duration::from_secs(60 * 60);
+/// How long each kind of step may take.
+const CHECK_WITHIN: Duration = Duration::from_secs(20 * 60);
+const BUILD_WITHIN: Duration = Duration::from_secs(30 * 60);
+const NATIVE_WITHIN: Duration = Duration::from_secs(20 * 60);
+const WASM_WITHIN: Duration = Duration::from_secs(15 * 60);
+const END_TO_END_WITHIN: Duration = Duration::from_secs(20 * 60);
+const CLUSTER_WITHIN: Duration = Duration::from_secs(10 * 60);
 
-struct StepBounds {
-    at_least: u64,
-    within: Duration,
+/// The packages the tests build, all in one build with one feature set (the interop service
+/// included), which every step then uses: nothing is compiled twice.
+const TEST_PACKAGES: [&str; 12] = [
+    "grpc-call",
+    "hello-proto",
+    "grpc-serve",
+    "greeter-server",
+    "greeter-cli",
+    "greeter-web",
+    "grpc-websocket",
+    "xtask",
+    "test-support",
+    "chat-room",
+    "greeter-e2e",
+    "greeter-cluster",
+];
+const TEST_FEATURES: &str = "greeter-server/grpc-testing";
+/// Packages whose tests need more than the native step gives: they run in steps of their own.
+const END_TO_END_PACKAGE: &str = "greeter-e2e";
+const CLUSTER_PACKAGE: &str = "greeter-cluster";
+
+/// One step of the run: its name, how long it took, what it reported.
+struct Step {
+    name: String,
+    /// The first part of its tests' names (`native`), when it runs tests.
+    label: Option<String>,
+    elapsed: Duration,
+    results: Results,
 }
 
-impl StepBounds {
-    const fn new(at_least: u64, minutes: u64) -> Self {
-        Self {
-            at_least,
-            within: Duration::from_secs(minutes * 60),
-        }
+/// The steps run so far.
+#[derive(Default)]
+struct Run {
+    steps: Vec<Step>,
+}
+
+impl Run {
+    /// Runs `body` as the step `name`, timed; its tests' names begin with `label`.
+    fn step(&mut self, name: &str, label: Option<&str>, body: impl FnOnce() -> Results) {
+        println!("\nxtask: {name}");
+        let started = Instant::now();
+        let results = body();
+        let elapsed = started.elapsed();
+        println!("xtask: {name}: {}", format_duration(elapsed));
+        self.steps.push(Step {
+            name: name.to_owned(),
+            label: label.map(str::to_owned),
+            elapsed,
+            results,
+        });
+    }
+
+    /// A check (format, lint, documentation, fuzzing): one command that must exit 0.
+    fn check(&mut self, name: &str, command: &mut Command) {
+        let label = format!("checks | {name}");
+        self.step(name, Some(&label), || {
+            let passed = match process::run_within(command, CHECK_WITHIN) {
+                Ok(()) => true,
+                Err(error) => {
+                    eprintln!("xtask: {error}");
+                    false
+                }
+            };
+            Results::check(format!("{label} | passes"), passed)
+        });
     }
 }
 
 pub fn run() -> Result {
-    let tally = run_steps();
-    // What did not run is shown too, so no test hides behind an ignore or a filter.
-    println!(
-        "xtask: {} ignored, {} filtered out",
-        tally.ignored, tally.filtered
-    );
-    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed == 0 {
-        Ok(())
-    } else {
-        Err(format!("{} failed", tally.failed))
-    }
+    let started = Instant::now();
+    process::set_budget(started + BUDGET);
+    let root = workspace_root();
+    let mut run = Run::default();
+    run_steps(&mut run, &root);
+    summarize(&run, &root, started.elapsed())
 }
 
-/// Every step, each one's failures counted, so the summary line is always printed and a failed
-/// set-up or build shows in it with its reason.
-fn run_steps() -> Tally {
-    let tools = match setup::tools(true) {
-        Ok(tools) => tools,
-        Err(error) => return Tally::failure(format!("set-up: {error}")),
-    };
+fn run_steps(run: &mut Run, root: &Path) {
+    let mut tools = None;
+    run.step("set-up", None, || match setup::tools(true) {
+        Ok(set_up) => {
+            tools = Some(set_up);
+            Results::default()
+        }
+        Err(error) => Results::problem(format!("set-up: {error}")),
+    });
+    let Some(tools) = tools else { return };
     let test_tools = tools.test.as_ref().expect("set up for tests");
-    let root = workspace_root();
-    let mut tally = Tally::default();
-    // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
-    if let Err(error) = process::run(tools.command("cargo").current_dir(&root).arg("fetch")) {
-        tally += Tally::failure(error);
-    }
 
-    tally += check(
+    // trunk builds offline (so a version mismatch is an error, never a download): fetch first.
+    run.step("cargo fetch", None, || {
+        process::run(tools.command("cargo").current_dir(root).arg("fetch"))
+            .err()
+            .map(Results::problem)
+            .unwrap_or_default()
+    });
+    run.check(
         "cargo fmt --check",
         tools
             .command("cargo")
-            .current_dir(&root)
+            .current_dir(root)
             .args(["fmt", "--all", "--", "--check"]),
     );
-    tally += check(
+    run.check(
         "cargo clippy (native)",
-        tools.command("cargo").current_dir(&root).args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            // The interop service too, which only the interop suite builds.
-            "--features",
-            "greeter-server/grpc-testing",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        tools
+            .command("cargo")
+            .current_dir(root)
+            .args(["clippy", "--workspace", "--all-targets", "--features"])
+            .arg(TEST_FEATURES)
+            .args(["--", "-D", "warnings"]),
     );
-
     // The libraries' documentation builds without a warning (a broken link is one).
-    tally += check(
+    run.check(
         "cargo doc (the libraries)",
         tools
             .command("cargo")
-            .current_dir(&root)
+            .current_dir(root)
             .env("RUSTDOCFLAGS", "-D warnings")
             .args([
                 "doc",
@@ -108,43 +162,28 @@ fn run_steps() -> Tally {
                 "grpc-serve",
                 "-p",
                 "grpc-websocket",
-                "--features",
-                "grpc-websocket/server",
-            ]),
+            ])
+            .args(["--features", "grpc-websocket/server"]),
     );
-
-    // The server the browser tests call: a real one, allowing the test runner's loopback origin.
-    println!("\nxtask: starting a test server");
-    let (mut server, server_url, dead_url) = match start_test_server(&tools, &root) {
-        Ok(started) => started,
-        Err(error) => {
-            // The browser tests cannot run; the native tests, interop and end to end still do.
-            tally += Tally::failure(format!("the browser tests' server: {error}"));
-            tally += native_tests(&tools, &root, test_tools);
-            tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
-            tally += end_to_end(&tools, &root);
-            tally += cluster_tests(&tools, &root);
-            return tally;
-        }
-    };
-
-    let mut clippy_wasm = wasm_command(&tools, &root, &server_url, &dead_url);
-    clippy_wasm.args([
-        "clippy",
-        "-p",
-        "greeter-web",
-        "--all-targets",
-        "--target",
-        WASM_TARGET,
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    tally += check("cargo clippy (wasm32)", &mut clippy_wasm);
-
+    // The wasm crate's lint compiles in the test servers' URLs; no server needs to run for it.
+    let unreachable = "http://127.0.0.1:9";
+    run.check(
+        "cargo clippy (wasm32)",
+        wasm_command(&tools, root, unreachable, unreachable).args([
+            "clippy",
+            "-p",
+            "greeter-web",
+            "--all-targets",
+            "--target",
+            WASM_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
     // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
     // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
-    tally += check(
+    run.check(
         "fuzzing the grpc-websockets decoders (20 s)",
         tools
             .command("cargo")
@@ -153,84 +192,355 @@ fn run_steps() -> Tally {
             .args(["fuzz", "run", "protocol", "--", "-max_total_time=20"]),
     );
 
-    tally += native_tests(&tools, &root, test_tools);
+    let mut executables = Vec::new();
+    run.step("the debug build", None, || {
+        match build_tests(&tools, root) {
+            Ok(built) => {
+                executables = built;
+                Results::default()
+            }
+            Err(error) => Results::problem(error),
+        }
+    });
 
-    for (browser, driver_var, driver) in [
-        ("Chromium", "CHROMEDRIVER", &test_tools.chromedriver),
-        ("Firefox", "GECKODRIVER", &test_tools.geckodriver),
-    ] {
-        println!("\nxtask: wasm tests in headless {browser}");
-        let mut command = wasm_test_command(&tools, &root, &server_url, &dead_url);
-        command.env(driver_var, driver).arg("--no-fail-fast");
-        tally += process::run_tests(&mut command, WASM.within)
-            .at_least(&format!("the wasm tests in {browser}"), WASM.at_least);
+    run.step("native tests", Some("native"), || {
+        let mut results = Results::default();
+        let deadline = Instant::now() + NATIVE_WITHIN;
+        for executable in executables
+            .iter()
+            .filter(|e| e.package != END_TO_END_PACKAGE && e.package != CLUSTER_PACKAGE)
+        {
+            results += executable.run(
+                &tools,
+                "native",
+                deadline,
+                &[
+                    // Two minutes of mixed load against the real binary (plain `cargo test`: 20 s).
+                    ("GREETER_SOAK_SECONDS", "120".as_ref()),
+                    // Prometheus's own parser reads the metrics page.
+                    (
+                        "GREETER_TEST_PYTHON",
+                        test_tools.venv_bin("python").as_os_str(),
+                    ),
+                ],
+                &[],
+            );
+        }
+        results += results::run_tests(
+            "native",
+            "?",
+            cargo_for_tests(&tools, root, "test").arg("--doc"),
+            deadline.saturating_duration_since(Instant::now()),
+        );
+        results
+    });
+
+    // The server the browser tests call: a real one, allowing the test runner's loopback origin.
+    let mut server = None;
+    run.step(
+        "the browser tests' server",
+        None,
+        || match start_test_server(&tools, root) {
+            Ok(started) => {
+                server = Some(started);
+                Results::default()
+            }
+            Err(error) => Results::problem(format!("the browser tests' server: {error}")),
+        },
+    );
+    if let Some((_, server_url, dead_url)) = &server {
+        for (browser, driver_var, driver) in [
+            ("Chromium", "CHROMEDRIVER", &test_tools.chromedriver),
+            ("Firefox", "GECKODRIVER", &test_tools.geckodriver),
+        ] {
+            let label = format!("wasm ({browser})");
+            run.step(
+                &format!("wasm tests in headless {browser}"),
+                Some(&label),
+                || {
+                    let mut command = wasm_test_command(&tools, root, server_url, dead_url);
+                    command.env(driver_var, driver).arg("--no-fail-fast");
+                    results::run_tests(&label, "?", &mut command, WASM_WITHIN)
+                },
+            );
+        }
+    }
+    if let Some((mut process, _, _)) = server {
+        if let Err(error) = process.check_running() {
+            run.step("the browser tests' server (still running)", None, || {
+                Results::problem(error)
+            });
+        }
     }
 
-    if let Err(error) = server.check_running() {
-        tally += Tally::failure(error);
-    }
-    drop(server);
+    run.step(
+        "interop: third-party clients and servers",
+        Some(interop::LABEL),
+        || interop::run(&tools, root),
+    );
+    run.step("end-to-end tests", Some("end to end"), || {
+        end_to_end(&tools, root, &executables)
+    });
+    run.step(
+        "cluster tests: replicas behind HAProxy, rolled under load",
+        Some("cluster"),
+        || cluster_tests(&tools, root, &executables),
+    );
+}
 
-    println!("\nxtask: interop: third-party clients and servers");
-    tally += interop::run(&tools, &root).at_least("interop", INTEROP_CASES);
-    tally += end_to_end(&tools, &root);
-    tally += cluster_tests(&tools, &root);
-    tally
+/// Prints each step's time and counts, the tests the list expects that did not run, and the
+/// summary line; fails on any failure.
+fn summarize(run: &Run, root: &Path, elapsed: Duration) -> Result {
+    let tests: Vec<(String, Verdict)> = run
+        .steps
+        .iter()
+        .flat_map(|step| step.results.tests.iter().cloned())
+        .collect();
+    let ran = results::ran_path(root);
+    let written = std::fs::create_dir_all(ran.parent().expect("a directory"))
+        .and_then(|()| std::fs::write(&ran, results::ran_list(&tests)));
+    if let Err(error) = written {
+        eprintln!("xtask: cannot write {}: {error}", ran.display());
+    }
+    let comparison = match std::fs::read_to_string(root.join(results::EXPECTED)) {
+        Ok(expected) => results::compare(&expected, &tests),
+        Err(error) => {
+            eprintln!("xtask: cannot read {}: {error}", results::EXPECTED);
+            results::Comparison {
+                missing: vec![format!("(the list {} itself)", results::EXPECTED)],
+                unlisted: Vec::new(),
+            }
+        }
+    };
+
+    println!(
+        "\nxtask: {:<58} {:>7} {:>7} {:>7}",
+        "step", "time", "passed", "failed"
+    );
+    let mut attributed = 0;
+    let mut failed_total = 0;
+    let mut passed_total = 0;
+    for step in &run.steps {
+        let missing = step.label.as_ref().map_or(0, |label| {
+            let prefix = format!("{label} | ");
+            comparison
+                .missing
+                .iter()
+                .filter(|name| name.starts_with(&prefix))
+                .count()
+        });
+        attributed += missing;
+        let tests_failed = step.results.count(Verdict::Failed) + missing;
+        // A problem that none of the step's tests shows counts once.
+        let failed = if tests_failed == 0 && !step.results.problems.is_empty() {
+            1
+        } else {
+            tests_failed
+        };
+        let passed = step.results.count(Verdict::Passed);
+        failed_total += failed;
+        passed_total += passed;
+        println!(
+            "xtask: {:<58} {:>7} {passed:>7} {failed:>7}",
+            step.name,
+            format_duration(step.elapsed)
+        );
+    }
+    // Listed tests of steps that never started.
+    failed_total += comparison.missing.len().saturating_sub(attributed);
+
+    if !comparison.missing.is_empty() {
+        eprintln!(
+            "\nxtask: FAILED: {} listed tests did not run ({}):",
+            comparison.missing.len(),
+            results::EXPECTED
+        );
+        for name in &comparison.missing {
+            eprintln!("  {name}");
+        }
+    }
+    if !comparison.unlisted.is_empty() {
+        failed_total += 1;
+        eprintln!(
+            "\nxtask: FAILED: {} tests ran that {} does not list (this run's list: {}):",
+            comparison.unlisted.len(),
+            results::EXPECTED,
+            ran.display()
+        );
+        for name in &comparison.unlisted {
+            eprintln!("  {name}");
+        }
+    }
+    let ignored: usize = run
+        .steps
+        .iter()
+        .map(|s| s.results.count(Verdict::Ignored))
+        .sum();
+    let filtered: u64 = run.steps.iter().map(|s| s.results.filtered).sum();
+    // What did not run is shown too, so no test hides behind an ignore or a filter.
+    println!("xtask: {ignored} ignored, {filtered} filtered out");
+    println!(
+        "tests: {passed_total} passed, {failed_total} failed (in {})",
+        format_duration(elapsed)
+    );
+    if failed_total == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed_total} failed"))
+    }
+}
+
+/// `mm:ss`.
+fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
+/// A test executable of the debug build.
+struct TestExecutable {
+    package: String,
+    /// The test target's name (`bounds`, `grpc_serve`).
+    target: String,
+    path: PathBuf,
+    /// The package's directory, where cargo would run it.
+    dir: PathBuf,
+}
+
+impl TestExecutable {
+    /// Runs it as `cargo test` would (in its package's directory), until `deadline`, with `env`
+    /// and harness `args`.
+    fn run(
+        &self,
+        tools: &Tools,
+        step: &str,
+        deadline: Instant,
+        env: &[(&str, &std::ffi::OsStr)],
+        args: &[&str],
+    ) -> Results {
+        let mut command = tools.command(&self.path.to_string_lossy());
+        command
+            .current_dir(&self.dir)
+            .env("CARGO_MANIFEST_DIR", &self.dir)
+            .envs(env.iter().copied())
+            .args(args);
+        println!("xtask: running {} ({})", self.target, self.package);
+        results::run_tests(
+            step,
+            &self.target,
+            &mut command,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+    }
+}
+
+/// cargo `subcommand`, for [`TEST_PACKAGES`] with [`TEST_FEATURES`].
+fn cargo_for_tests(tools: &Tools, root: &Path, subcommand: &str) -> Command {
+    let mut command = tools.command("cargo");
+    command
+        .current_dir(root)
+        .arg(subcommand)
+        .args(["--features", TEST_FEATURES])
+        .args(TEST_PACKAGES.iter().flat_map(|package| ["-p", package]));
+    command
+}
+
+/// The debug build of every binary the tests start: the server (with gRPC's interop service) and
+/// the CLI, in the one build the test executables share.
+pub fn build_debug(tools: &Tools, root: &Path) -> Result {
+    process::run_within(&mut cargo_for_tests(tools, root, "build"), BUILD_WITHIN)
+}
+
+/// [`build_debug`], then every test executable of the same build, listed.
+fn build_tests(tools: &Tools, root: &Path) -> Result<Vec<TestExecutable>> {
+    build_debug(tools, root)?;
+    let mut list = cargo_for_tests(tools, root, "test");
+    list.args(["--no-run", "--message-format=json-render-diagnostics"]);
+    let output = process::output_within(list.stderr(std::process::Stdio::inherit()), BUILD_WITHIN)?;
+    if !output.status.success() {
+        return Err(format!("building the tests failed ({})", output.status));
+    }
+    let mut executables = Vec::new();
+    for message in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["profile"]["test"] == true)
+    {
+        let (Some(path), Some(target), Some(manifest)) = (
+            message["executable"].as_str(),
+            message["target"]["name"].as_str(),
+            message["manifest_path"].as_str(),
+        ) else {
+            continue;
+        };
+        let dir = Path::new(manifest).parent().unwrap_or(root).to_owned();
+        let package = message["package_id"]
+            .as_str()
+            .map(package_name)
+            .unwrap_or_default();
+        executables.push(TestExecutable {
+            package,
+            target: target.replace('-', "_"),
+            path: PathBuf::from(path),
+            dir,
+        });
+    }
+    if executables.is_empty() {
+        return Err("the build listed no test executables".into());
+    }
+    Ok(executables)
+}
+
+/// The package's name in a cargo package id: `path+file:///w/serve#grpc-serve@0.1.0`, or
+/// `path+file:///w/xtask#0.1.0` when it is its directory's name.
+fn package_name(id: &str) -> String {
+    let (url, rest) = id.rsplit_once('#').unwrap_or((id, ""));
+    match rest.split_once('@') {
+        Some((name, _)) => name.to_owned(),
+        None => url.rsplit('/').next().unwrap_or(url).to_owned(),
+    }
 }
 
 /// Replicas of the debug server behind HAProxy, rolled under load (`deploy/tests`), one test at
 /// a time: each runs a cluster of its own. After the end-to-end tests, which build the release
 /// page the replicas serve to the test's browser, and after interop, which installs connect-es.
-fn cluster_tests(tools: &Tools, root: &Path) -> Tally {
-    println!("\nxtask: cluster tests: replicas behind HAProxy, rolled under load");
+fn cluster_tests(tools: &Tools, root: &Path, executables: &[TestExecutable]) -> Results {
     let haproxy = match setup::haproxy() {
         Ok(haproxy) => haproxy,
-        Err(error) => return Tally::failure(error),
+        Err(error) => return Results::problem(error),
     };
     let node = match tools.which("node") {
         Ok(node) => node,
-        Err(error) => return Tally::failure(error),
+        Err(error) => return Results::problem(error),
     };
     let test_tools = tools.test.as_ref().expect("set up for tests");
-    process::run_tests(
-        tools
-            .command("cargo")
-            .current_dir(root)
-            .args(["test", "-p", "greeter-cluster", "--no-fail-fast", "--"])
+    let server = root.join("target/debug/greeter-server");
+    let dist = root.join("dist");
+    let artifacts = root.join("target/e2e-artifacts");
+    let deadline = Instant::now() + CLUSTER_WITHIN;
+    let mut results = Results::default();
+    for executable in executables.iter().filter(|e| e.package == CLUSTER_PACKAGE) {
+        results += executable.run(
+            tools,
+            "cluster",
+            deadline,
+            &[
+                ("GREETER_CLUSTER_SERVER", server.as_os_str()),
+                ("HAPROXY", haproxy.as_os_str()),
+                ("NODE", node.as_os_str()),
+                ("GREETER_E2E_DIST", dist.as_os_str()),
+                ("GREETER_E2E_ARTIFACTS", artifacts.as_os_str()),
+                ("CHROMEDRIVER", test_tools.chromedriver.as_os_str()),
+            ],
             // One cluster at a time; and what each roll's load saw, printed even when it passes.
-            .args(["--test-threads=1", "--show-output"])
-            .env(
-                "GREETER_CLUSTER_SERVER",
-                root.join("target/debug/greeter-server"),
-            )
-            .env("HAPROXY", haproxy)
-            .env("NODE", node)
-            .env("GREETER_E2E_DIST", root.join("dist"))
-            .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
-            .env("CHROMEDRIVER", &test_tools.chromedriver),
-        CLUSTER.within,
-    )
-    .at_least("the cluster tests", CLUSTER.at_least)
-}
-
-/// How long a check (format, lint, fuzzing) may take, its build included.
-const CHECK_WITHIN: Duration = Duration::from_secs(20 * 60);
-
-/// A check that passes when `command` exits 0 within [`CHECK_WITHIN`].
-fn check(name: &str, command: &mut Command) -> Tally {
-    println!("\nxtask: {name}");
-    Tally::check(process::run_tests(command, CHECK_WITHIN).failed == 0)
+            &["--test-threads=1", "--show-output"],
+        );
+    }
+    results
 }
 
 /// Builds the debug server and starts it for the browser tests: the process, its URL, and a
 /// loopback URL where nothing listens (for the "server unreachable" tests).
 fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String, String)> {
-    process::run(tools.command("cargo").current_dir(root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "greeter-server",
-    ]))?;
     let port = free_port()?;
     let mut server = ChildProcess::spawn(
         tools
@@ -244,93 +554,40 @@ fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String
     Ok((server, format!("http://127.0.0.1:{port}"), dead_url))
 }
 
-/// `cargo test` of the workspace's native crates, every test binary run even after a failure.
-fn native_tests(tools: &Tools, root: &Path, test_tools: &setup::TestTools) -> Tally {
-    println!("\nxtask: native tests");
-    process::run_tests(
-        tools
-            .command("cargo")
-            .current_dir(root)
-            .args(["test", "--no-fail-fast"])
-            // Two minutes of mixed load against the real binary (plain `cargo test`: 20 s).
-            .env("GREETER_SOAK_SECONDS", "120")
-            // Prometheus's own parser reads the metrics page.
-            .env("GREETER_TEST_PYTHON", test_tools.venv_bin("python")),
-        NATIVE.within,
-    )
-    .at_least("the native tests", NATIVE.at_least)
-}
-
-/// Builds the release page and the end-to-end test binaries, and runs them directly, not under
-/// `cargo test`: cargo holds the build directory's lock while its tests run, and `trunk serve`
-/// needs cargo.
-fn end_to_end(tools: &Tools, root: &Path) -> Tally {
-    println!("\nxtask: end-to-end tests");
-    let tally = end_to_end_steps(tools, root).at_least("the end-to-end tests", END_TO_END.at_least);
-    println!(
-        "\nxtask: screenshots in {}",
-        root.join("target/e2e-artifacts").display()
-    );
-    tally
-}
-
-fn end_to_end_steps(tools: &Tools, root: &Path) -> Tally {
+/// Builds the release page and runs the end-to-end test executables (not under `cargo test`:
+/// `trunk serve` needs cargo, and cargo would hold the build directory's lock).
+fn end_to_end(tools: &Tools, root: &Path, executables: &[TestExecutable]) -> Results {
     if let Err(error) = page::build_release(tools) {
-        return Tally::failure(error);
+        return Results::problem(error);
     }
-    let executables = match test_executables(tools, root, "greeter-e2e") {
-        Ok(executables) => executables,
-        Err(error) => return Tally::failure(error),
-    };
     let test_tools = tools.test.as_ref().expect("set up for tests");
     let trunk = match tools.which("trunk") {
         Ok(trunk) => trunk,
-        Err(error) => return Tally::failure(error),
+        Err(error) => return Results::problem(error),
     };
-    let deadline = std::time::Instant::now() + END_TO_END.within;
-    let mut tally = Tally::default();
-    for executable in executables {
-        tally += process::run_tests(
-            tools
-                .command(&executable.to_string_lossy())
-                .current_dir(root)
-                .env("GREETER_E2E_DIST", root.join("dist"))
-                .env("GREETER_E2E_ARTIFACTS", root.join("target/e2e-artifacts"))
-                .env("CHROMEDRIVER", &test_tools.chromedriver)
-                .env("GECKODRIVER", &test_tools.geckodriver)
-                .env("TRUNK", &trunk),
-            deadline.saturating_duration_since(std::time::Instant::now()),
+    let dist = root.join("dist");
+    let artifacts = root.join("target/e2e-artifacts");
+    let deadline = Instant::now() + END_TO_END_WITHIN;
+    let mut results = Results::default();
+    for executable in executables
+        .iter()
+        .filter(|e| e.package == END_TO_END_PACKAGE)
+    {
+        let command_results = executable.run(
+            tools,
+            "end to end",
+            deadline,
+            &[
+                ("GREETER_E2E_DIST", dist.as_os_str()),
+                ("GREETER_E2E_ARTIFACTS", artifacts.as_os_str()),
+                ("CHROMEDRIVER", test_tools.chromedriver.as_os_str()),
+                ("GECKODRIVER", test_tools.geckodriver.as_os_str()),
+                ("TRUNK", trunk.as_os_str()),
+            ],
+            &[],
         );
+        results += command_results;
     }
-    tally
-}
-
-/// The test executables `cargo test --no-run` builds for `package`.
-fn test_executables(tools: &Tools, root: &Path, package: &str) -> Result<Vec<PathBuf>> {
-    let output = tools
-        .command("cargo")
-        .current_dir(root)
-        .args([
-            "test",
-            "-p",
-            package,
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("building the {package} tests failed"));
-    }
-    let executables = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["profile"]["test"] == true)
-        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .collect::<Vec<_>>();
-    if executables.is_empty() {
-        return Err(format!("cargo built no test executables for {package}"));
-    }
-    Ok(executables)
+    println!("\nxtask: screenshots in {}", artifacts.display());
+    results
 }
