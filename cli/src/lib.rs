@@ -51,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub ca_cert: Option<PathBuf>,
 
+    /// Report on standard error each attempt of `say-hello` that failed before any server could
+    /// act on it (and so may be sent again).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -193,16 +198,24 @@ fn failure(cli: &Cli, status: Status) -> Failure {
 /// Calls `SayHello` on `client` and returns the greeting. A failure that shows no server can have
 /// acted on the call ([`no_server_acted`]) is sent again, with jittered backoff, as long as the
 /// `deadline` leaves time (at most five attempts in all); each attempt carries the time left.
+/// With `verbose`, each such failure is reported on standard error.
 pub async fn say_hello(
     client: &GreeterClient<Channel>,
     name: &str,
     deadline: Option<Duration>,
+    verbose: bool,
 ) -> Result<String, Status> {
     call_with_retries(
         &RetryPolicy::default(),
         &TokioTimer(Instant::now()),
         deadline,
-        no_server_acted,
+        |status| {
+            let again = no_server_acted(status);
+            if again && verbose {
+                eprintln!("greeter: an attempt failed before reaching a server: {status}");
+            }
+            again
+        },
         |time_left| {
             let mut client = client.clone();
             let request = with_deadline(HelloRequest { name: name.into() }, time_left);
@@ -271,7 +284,7 @@ async fn call(
     match &cli.command {
         Command::SayHello => {
             let name = one_name(cli)?;
-            let greeting = say_hello(&client, &name, cli.deadline)
+            let greeting = say_hello(&client, &name, cli.deadline, cli.verbose)
                 .await
                 .map_err(|status| failure(cli, status))?;
             writeln!(out, "{greeting}")?;

@@ -142,20 +142,37 @@ async fn an_unreachable_server_is_unavailable() {
 }
 
 /// A unary call to a server that is not listening yet (a replica restarting) is sent again with
-/// backoff, and reaches the server once it listens.
+/// backoff, and reaches the server once it listens. The server starts only after the CLI has
+/// reported a failed attempt, so the success shows a retry.
 #[tokio::test]
 async fn a_unary_call_reaches_a_server_that_starts_after_it() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let port = test_support::process::free_port().unwrap();
-    let call = tokio::spawn(async move {
-        let addr = format!("127.0.0.1:{port}");
-        greeter(&addr, &["say-hello", "--name", "Late", "--deadline", "5s"]).await
-    });
-    // The attempts span at least 375 ms of pauses; the server listens well before their end.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_greeter"))
+        .env_remove("GREETER_ADDR")
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--verbose"])
+        .args(["say-hello", "--name", "Late", "--deadline", "5s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut errors = BufReader::new(cli.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), errors.next_line())
+        .await
+        .expect("an attempt reported")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("greeter: an attempt failed before reaching a server")
+            && first.contains("Connection refused"),
+        "{first}"
+    );
+    // The attempts left span at least 325 ms of pauses; the server listens well before their end.
     let (_addr, _stop) =
         start_server_with(|config| config.serve.addr = ([127, 0, 0, 1], port).into()).await;
-    let output = call.await.unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = cli.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output), "Hello, Late\n");
 }
 
