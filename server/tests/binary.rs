@@ -1,6 +1,8 @@
-//! The real binary as an operator meets it: a bad setting stops it with a message that names the
-//! flag; each call writes one access-log line with its method, code, latency, peer and request id,
-//! in text and in JSON; and a debug binary, which embeds no page, serves `./dist`.
+//! The real binary as an operator meets it: every flag, variable and default the README's table
+//! lists is the binary's own; a bad setting stops it with a message that names the flag; each call
+//! writes one access-log line with its method, code, latency, peer and request id, in text and in
+//! JSON, and `RUST_LOG=warn` silences them; health checks are answered whatever their `Host`; and
+//! a debug binary, which embeds no page, serves `./dist`.
 
 mod support;
 
@@ -37,6 +39,128 @@ fn a_bad_value_stops_the_binary_with_a_message_naming_its_flag() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+/// The README's table of flags, row by row, against `--help`: each flag exists, reads the variable
+/// the table names, and has the table's default (or none where the table says there is none).
+#[test]
+fn the_readme_flags_table_is_the_binarys() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_greeter-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    // Each flag's entry: from its `--flag` line to the next flag's.
+    let entry = |flag: &str| -> Option<String> {
+        let start = help.lines().position(|line| {
+            let line = line.trim_start();
+            line == flag || line.starts_with(&format!("{flag} <"))
+        })?;
+        let lines: Vec<&str> = help.lines().skip(start + 1).collect();
+        let end = lines
+            .iter()
+            .position(|line| line.trim_start().starts_with('-'))
+            .unwrap_or(lines.len());
+        Some(lines[..end].join(" "))
+    };
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let table = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("| flag | env | default |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'));
+    let mut rows = 0;
+    for row in table {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (flags, envs, default) = (ticked(cells[1]), ticked(cells[2]), cells[3]);
+        assert_eq!(flags.len(), envs.len(), "{row}");
+        // A default that is a value (`10s`, `4 MiB`, `10,000`, `text`), not a description.
+        let expected_default = default
+            .starts_with(|c: char| c.is_ascii_digit() || c == '`')
+            .then(|| match default.trim_matches('`') {
+                "4 MiB" => (4 * 1024 * 1024).to_string(),
+                value => value.replace(',', ""),
+            });
+        for (flag, env) in flags.iter().zip(&envs) {
+            rows += 1;
+            let entry = entry(flag);
+            if flag == "--grpc-testing" && !cfg!(feature = "grpc-testing") {
+                assert_eq!(entry, None, "{flag} in a build without its feature");
+                continue;
+            }
+            let entry = entry.unwrap_or_else(|| panic!("{flag} is not in --help:\n{help}"));
+            assert!(entry.contains(&format!("[env: {env}=]")), "{flag}: {entry}");
+            let shown_default = entry
+                .split("[default: ")
+                .nth(1)
+                .and_then(|rest| rest.split(']').next())
+                .map(str::to_owned);
+            assert_eq!(shown_default, expected_default, "{flag}: {entry}");
+        }
+    }
+    assert!(rows >= 19, "{rows} flags in the README's table");
+}
+
+#[tokio::test]
+async fn rust_log_warn_silences_the_access_lines() {
+    let server = ServerProcess::start_with_env(&[], &[("RUST_LOG", "warn")]).await;
+    let mut client = server.native_client().await;
+    for _ in 0..3 {
+        client
+            .say_hello(HelloRequest {
+                name: "quiet".into(),
+            })
+            .await
+            .unwrap();
+    }
+    // A refusal the server warns about, written after the calls: once it is in the log, the
+    // access lines would be too.
+    let refused = raw::raw_exchange(
+        server.addr,
+        "GET /metrics HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 421"), "{refused}");
+    let started = std::time::Instant::now();
+    while !server.log().contains("elsewhere.example") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no warning logged: {}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("call ended") && !log.contains(" INFO "),
+        "{log}"
+    );
+}
+
+/// A load balancer's health check may carry any `Host` (its own name for the replica): `/readyz`
+/// and `/livez` answer it, where the API would refuse the host with 421.
+#[tokio::test]
+async fn health_checks_are_answered_whatever_their_host() {
+    let server = ServerProcess::start(&[]).await;
+    for path in ["/readyz", "/livez"] {
+        let response = raw::raw_exchange(
+            server.addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: replica-3.internal.example\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
     }
 }
 

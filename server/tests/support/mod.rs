@@ -189,6 +189,14 @@ impl ServerProcess {
         .await
     }
 
+    /// Starts the binary with `args` and the environment variables `env` on 127.0.0.1.
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with("127.0.0.1", args, |command| {
+            command.envs(env.iter().copied());
+        })
+        .await
+    }
+
     async fn start_with(
         ip: &str,
         args: &[&str],
