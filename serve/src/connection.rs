@@ -173,10 +173,14 @@ impl ConnectionSlot {
                     return;
                 }
                 (now + idle / 4).min(stalled_since + idle)
-            } else {
+            } else if self.has_requested.load(Ordering::Relaxed) {
                 let idle_since =
                     self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
                 idle_since + limit
+            } else {
+                // A first request may come and go before the first-request limit, and the idle
+                // limit may be the shorter: look again within a quarter of it.
+                (self.opened + first_request).min(now + idle / 4)
             };
             if now >= deadline {
                 return;

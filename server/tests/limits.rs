@@ -383,6 +383,49 @@ async fn streams_per_connection_are_capped() {
     server.stop().await;
 }
 
+/// An HTTP/2 connection idle past `--idle-timeout` after serving a request is closed with a GOAWAY,
+/// so its client knows no request was lost.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_with_a_goaway() {
+    use test_support::h2::{headers, settings, settings_ack, PREFACE};
+    let server =
+        TestServer::start(|config| config.serve.idle_timeout = Duration::from_millis(300)).await;
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(PREFACE).await.unwrap();
+    raw.write_all(&settings(&[])).await.unwrap();
+    raw.write_all(&settings_ack()).await.unwrap();
+    let authority = server.addr.to_string();
+    let request = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/livez"),
+        (":authority", authority.as_str()),
+    ];
+    raw.write_all(&headers(1, &request, true)).await.unwrap();
+    let served = Instant::now();
+    let (goaway, after) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (kind, _, _, payload) = read_frame(&mut raw).await;
+            if kind == 0x7 {
+                break (payload, served.elapsed());
+            }
+        }
+    })
+    .await
+    .expect("a GOAWAY within 10 s");
+    // A graceful close: NO_ERROR.
+    assert_eq!(&goaway[4..8], &[0, 0, 0, 0], "{goaway:?}");
+    assert!(
+        after >= Duration::from_millis(300) && after < Duration::from_secs(5),
+        "GOAWAY {after:?} after the request"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection stays open after its GOAWAY");
+    assert_serving(&server).await;
+    server.stop().await;
+}
+
 /// One HTTP/2 frame: its type, flags, stream and payload.
 async fn read_frame(connection: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
     let mut head = [0u8; 9];

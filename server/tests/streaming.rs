@@ -198,6 +198,22 @@ async fn client_streaming_greets_every_name_in_order() {
 }
 
 #[tokio::test]
+async fn client_streaming_takes_at_most_ten_thousand_names() {
+    let (server, mut client) = server_and_client().await;
+    let many = |count: usize| names((0..count).map(|i| format!("n{i}")));
+    let summary = client
+        .say_hello_to_all(many(10_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.count, 10_000);
+    let status = client.say_hello_to_all(many(10_001)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "at most 10000 names per call");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn client_streaming_names_the_bad_name() {
     let (server, mut client) = server_and_client().await;
     let status = client

@@ -46,6 +46,38 @@ async fn tls_server(cert: &TestCertificate) -> TestServer {
     .await
 }
 
+/// A client that opens a connection and never begins the TLS handshake holds it only for the
+/// header read timeout.
+#[tokio::test]
+async fn a_tls_handshake_must_finish_within_the_header_read_timeout() {
+    use tokio::io::AsyncReadExt;
+    let cert = certificate();
+    let (cert_path, key_path) = (cert.cert_path.clone(), cert.key_path.clone());
+    let server = TestServer::start(move |config| {
+        config.serve.tls_cert = Some(cert_path);
+        config.serve.tls_key = Some(key_path);
+        config.serve.header_read_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        silent.read_to_end(&mut received),
+    )
+    .await;
+    let after = started.elapsed();
+    assert!(closed.is_ok(), "the connection is still open after 10 s");
+    assert!(received.is_empty(), "{received:?}");
+    // At the limit, and well before the 10 s default.
+    assert!(
+        after >= std::time::Duration::from_millis(300) && after < std::time::Duration::from_secs(5),
+        "closed {after:?} after connecting"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn native_grpc_over_tls() {
     let cert = certificate();
