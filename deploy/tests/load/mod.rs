@@ -166,7 +166,7 @@ pub async fn unary_native(url: String, stop: Stop, tally: Arc<Tally>) {
     unary("native", stop, tally, |name| {
         let client = client.clone();
         async move {
-            greeter_cli::say_hello(&client, &name, Some(Duration::from_secs(10)))
+            greeter_cli::say_hello(&client, &name, Some(Duration::from_secs(10)), false)
                 .await
                 .map_err(|status| format!("{status:?}"))
         }
