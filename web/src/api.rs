@@ -278,11 +278,17 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-#[cfg(test)]
+// Run where the crate runs, by the wasm test step (in the browser, as the page's other tests):
+// built for the host, the crate would compile Leptos a second time for these two tests.
+#[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
     use super::*;
 
-    #[test]
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen_test]
     fn a_status_reads_as_code_name_and_message() {
         let error = CallError::from_status(
             Status::invalid_argument("name must not be empty"),
@@ -297,7 +303,7 @@ mod tests {
         assert_eq!(error.to_string(), "UNIMPLEMENTED");
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn a_fetch_failure_reads_as_unreachable() {
         let status = Status::from_error(Box::new(tonic_web_wasm_client::Error::JsError(
             "TypeError: Failed to fetch".into(),
