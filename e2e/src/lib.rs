@@ -2,9 +2,9 @@
 //! servers (chromedriver, geckodriver), and child processes that are stopped, by process-group
 //! id, when the test ends.
 //!
-//! The tests need the release server with its page, and the browser tools; `cargo xtask test`
-//! builds them as `cargo xtask run` does and points the tests at them with `GREETER_E2E_SERVER`,
-//! `CHROMEDRIVER`, `GECKODRIVER`, `TRUNK` and `GREETER_E2E_ARTIFACTS`. A test run without them fails with a message saying so.
+//! The tests need a built page and the browser tools; `cargo xtask test` provides both and points
+//! the tests at them with `GREETER_E2E_DIST`, `CHROMEDRIVER`, `GECKODRIVER`, `TRUNK` and
+//! `GREETER_E2E_ARTIFACTS`. A test run without them fails with a message saying so.
 
 use std::{
     path::PathBuf,
@@ -19,72 +19,53 @@ pub use test_support::{
 
 use fantoccini::{elements::Element, key::Key, Client, ClientBuilder, Locator};
 
+/// The release page the server serves (`dist/`, built by `trunk build --release`).
+pub fn dist_dir() -> PathBuf {
+    let dist = PathBuf::from(required_env("GREETER_E2E_DIST"));
+    assert!(
+        dist.join("index.html").is_file(),
+        "no built page in {}",
+        dist.display()
+    );
+    dist
+}
+
 /// A Greeter server running in this process; it stops when this is dropped.
-pub struct InProcessServer {
-    /// The page's URL, with a trailing slash.
-    pub url: String,
-    _server: test_support::InProcess,
-}
-
-/// Starts a server in this process with `config` (whose address may have port 0), with no
-/// shutdown delay: for `trunk serve`, whose page comes from trunk.
-pub async fn start_server(mut config: greeter_server::Config) -> InProcessServer {
-    config.serve.shutdown_delay = Duration::ZERO;
-    let server = test_support::InProcess::start(greeter_server::app::server(&config)).await;
-    InProcessServer {
-        url: format!("{}/", server.url()),
-        _server: server,
-    }
-}
-
-/// The release binary that `cargo xtask run` builds and runs, with the release page embedded in
-/// it (`GREETER_E2E_SERVER`), on a free loopback port: the app exactly as its users get it.
-/// Stopped, by its process group's id, when dropped.
 pub struct RunningServer {
     /// The page's URL, with a trailing slash.
     pub url: String,
-    port: u16,
-    process: ChildProcess,
+    config: greeter_server::Config,
+    server: Option<test_support::InProcess>,
 }
 
 impl RunningServer {
-    fn spawn(port: u16) -> ChildProcess {
-        let mut process = ChildProcess::spawn(
-            Command::new(required_env("GREETER_E2E_SERVER"))
-                .args(["--addr", &format!("127.0.0.1:{port}")])
-                // Nothing beside it: the page must be the one it embeds.
-                .env_remove("GREETER_STATIC_DIR")
-                .env("GREETER_SHUTDOWN_DELAY", "0s")
-                .env("RUST_LOG", "warn"),
-        )
-        .unwrap();
-        process
-            .wait_for_port(port, Duration::from_secs(30))
-            .unwrap();
-        process
-    }
-
-    /// Stops the server as a deploy does (SIGTERM: its streams end UNAVAILABLE, its sockets close
-    /// going away), waits for it to exit 0, and starts it again on the same address.
+    /// Stops the server as a deploy does (its streams end UNAVAILABLE, its sockets close going
+    /// away), waits for the drain, and starts a new one on the same address.
     pub async fn restart(&mut self) {
-        self.process.signal(libc::SIGTERM).unwrap();
-        let status = self.process.exit_status(Duration::from_secs(15)).unwrap();
-        assert!(status.success(), "the server exited with {status}");
-        self.process = Self::spawn(self.port);
+        let old = self.server.take().expect("running");
+        self.config.serve.addr = old.addr;
+        let next = greeter_server::app::server(&self.config);
+        old.stop().await;
+        self.server = Some(test_support::InProcess::start(next).await);
     }
 }
 
-/// The release server, serving its embedded page.
-pub async fn start_page_server() -> RunningServer {
-    let port = free_port().unwrap();
-    let process = tokio::task::spawn_blocking(move || RunningServer::spawn(port))
-        .await
-        .unwrap();
+/// Starts a server with `config` (whose address may have port 0), with no shutdown delay.
+pub async fn start_server(mut config: greeter_server::Config) -> RunningServer {
+    config.serve.shutdown_delay = Duration::ZERO;
+    let server = test_support::InProcess::start(greeter_server::app::server(&config)).await;
     RunningServer {
-        url: format!("http://127.0.0.1:{port}/"),
-        port,
-        process,
+        url: format!("{}/", server.url()),
+        config,
+        server: Some(server),
     }
+}
+
+/// A server on an ephemeral port serving the release page.
+pub async fn start_page_server() -> RunningServer {
+    let mut config = greeter_server::Config::new("127.0.0.1:0".parse().unwrap());
+    config.serve.static_dir = Some(dist_dir());
+    start_server(config).await
 }
 
 /// Where screenshots are kept.

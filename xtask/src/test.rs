@@ -561,19 +561,18 @@ fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String
     Ok((server, format!("http://127.0.0.1:{port}"), dead_url))
 }
 
-/// Builds the release page and the release server that embeds it, as `cargo xtask run` does, and
-/// runs the end-to-end test executables against them (not under `cargo test`: `trunk serve`
-/// needs cargo, and cargo would hold the build directory's lock).
+/// Builds the release page and runs the end-to-end test executables (not under `cargo test`:
+/// `trunk serve` needs cargo, and cargo would hold the build directory's lock).
 fn end_to_end(tools: &Tools, root: &Path, executables: &[TestExecutable]) -> Results {
-    if let Err(error) = page::build_release_server(tools, &[]) {
+    if let Err(error) = page::build_release(tools) {
         return Results::problem(error);
     }
-    let server = root.join("target/release/greeter-server");
     let test_tools = tools.test.as_ref().expect("set up for tests");
     let trunk = match tools.which("trunk") {
         Ok(trunk) => trunk,
         Err(error) => return Results::problem(error),
     };
+    let dist = root.join("dist");
     let artifacts = root.join("target/e2e-artifacts");
     let deadline = Instant::now() + END_TO_END_WITHIN;
     let mut results = Results::default();
@@ -586,7 +585,7 @@ fn end_to_end(tools: &Tools, root: &Path, executables: &[TestExecutable]) -> Res
             "end to end",
             deadline,
             &[
-                ("GREETER_E2E_SERVER", server.as_os_str()),
+                ("GREETER_E2E_DIST", dist.as_os_str()),
                 ("GREETER_E2E_ARTIFACTS", artifacts.as_os_str()),
                 ("CHROMEDRIVER", test_tools.chromedriver.as_os_str()),
                 ("GECKODRIVER", test_tools.geckodriver.as_os_str()),
