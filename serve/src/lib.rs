@@ -252,11 +252,29 @@ impl Server {
     }
 }
 
+/// The listen backlog asked for; the kernel caps it (Linux at `net.core.somaxconn`, 4096 by
+/// default). A burst of connections beyond the backlog is not refused: the kernel drops the
+/// handshake's last packet and the client's first ones, so a client that closes at once may have
+/// its close lost and its connection held until the first-request limit. tokio's default (1024)
+/// overflows under a burst the accept loop takes in well under a second.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds `addr`, with an error that names it.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As tokio's `TcpListener::bind` does: a restarted server can take its port back while
+        // the old one's connections are in TIME_WAIT (on Windows the flag means port sharing).
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// The page from `static_dir` (`--static-dir`), else from `./dist`; an empty one, with a
