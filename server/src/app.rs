@@ -17,15 +17,10 @@ pub fn server(config: &Config) -> Server {
     let server = Server::new(config.serve.clone());
     let streams = Arc::new(StreamCounters::default());
     let max_message_size = config.serve.max_message_size as usize;
-    let greeter = GreeterServer::new(GreeterService::new(
-        Arc::clone(&streams),
-        // Its streams end with UNAVAILABLE when the drain begins.
-        server.draining(),
-        config.serve.max_call_duration,
-        max_message_size,
-    ))
-    .max_decoding_message_size(max_message_size)
-    .max_encoding_message_size(max_message_size);
+    // The stack bounds messages both ways; tonic's own decoder stops at 4 MiB unless told
+    // otherwise, so a larger `--max-message-size` needs it raised too.
+    let greeter = GreeterServer::new(GreeterService::new(Arc::clone(&streams), max_message_size))
+        .max_decoding_message_size(max_message_size);
     let stats = GreeterStatsServer::new(StatsService::new(streams));
     #[allow(unused_mut)] // with the grpc-testing feature, one more service may join
     let mut server = server

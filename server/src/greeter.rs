@@ -2,9 +2,11 @@
 //! the streaming methods do the same for each of the other three RPC kinds.
 //!
 //! Every stream is a lazily polled `Stream`, not a spawned task: when the client goes away, the
-//! transport drops the stream and its work stops at once. Each one also honours the call's
-//! deadline, ends with UNAVAILABLE (not a reset) when the server shuts down, and reports how it
-//! ended to [`StreamCounters`].
+//! transport drops the stream and its work stops at once. The handlers check only their
+//! arguments: the serving stack holds every call to its deadline and `--max-call-duration`, ends
+//! open streams with UNAVAILABLE when the server drains, and bounds message sizes, dropping the
+//! handler's future or stream when it ends a call. Each stream reports how it ended to
+//! [`StreamCounters`]: one the stack ended counts as cancelled, like one whose client left.
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
@@ -13,10 +15,7 @@ use hello_proto::{
     greeter_server::Greeter, HelloReply, HelloRequest, HelloStreamRequest, HelloSummary,
 };
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-
-use grpc_serve::deadline;
 
 use crate::stats::{Outcome, StreamCounters};
 
@@ -38,8 +37,6 @@ type ReplyStream = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>
 #[derive(Debug, Clone)]
 pub struct GreeterService {
     streams: Arc<StreamCounters>,
-    shutdown: CancellationToken,
-    max_call_duration: Option<Duration>,
     /// The largest reply the server sends, in bytes: `SayHelloToAll` refuses, as soon as its
     /// summary would outgrow it, rather than build a reply that cannot be sent.
     max_reply_size: usize,
@@ -49,42 +46,21 @@ impl Default for GreeterService {
     fn default() -> Self {
         Self::new(
             Arc::default(),
-            CancellationToken::new(),
-            None,
             grpc_serve::options::DEFAULT_MAX_MESSAGE_SIZE as usize,
         )
     }
 }
 
 impl GreeterService {
-    /// A Greeter that reports its streams to `streams`, ends them when `shutdown` fires, lets
-    /// no call run longer than `max_call_duration`, and sends no reply over `max_reply_size`.
-    pub fn new(
-        streams: Arc<StreamCounters>,
-        shutdown: CancellationToken,
-        max_call_duration: Option<Duration>,
-        max_reply_size: usize,
-    ) -> Self {
+    /// A Greeter that reports its streams to `streams` and builds no reply over
+    /// `max_reply_size`.
+    pub fn new(streams: Arc<StreamCounters>, max_reply_size: usize) -> Self {
         Self {
             streams,
-            shutdown,
-            max_call_duration,
             max_reply_size,
         }
     }
-
-    /// The call's deadline: the client's, capped by the server's longest call.
-    fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
-        deadline::capped(
-            deadline::deadline(metadata),
-            self.max_call_duration,
-            Instant::now(),
-        )
-    }
 }
-
-/// The status open streams end with when the server shuts down: the stack's own.
-pub use grpc_serve::gate::shutting_down;
 
 #[tonic::async_trait]
 impl Greeter for GreeterService {
@@ -112,7 +88,6 @@ impl Greeter for GreeterService {
         &self,
         request: Request<HelloStreamRequest>,
     ) -> Result<Response<ReplyStream>, Status> {
-        let deadline = self.deadline(request.metadata());
         let HelloStreamRequest {
             name,
             count,
@@ -124,27 +99,14 @@ impl Greeter for GreeterService {
         let interval = Duration::from_millis(interval_ms.into());
 
         let mut guard = self.streams.start("SayHelloStream");
-        let shutdown = self.shutdown.clone();
         let stream = async_stream::stream! {
             let mut next_at = Instant::now();
             for i in 1..=count {
                 if i > 1 {
+                    // Paced from the first greeting, so a slow reader does not stretch the
+                    // intervals.
                     next_at += interval;
-                    let past_deadline = deadline.is_some_and(|deadline| deadline < next_at);
-                    let wake_at = if past_deadline { deadline.unwrap_or(next_at) } else { next_at };
-                    tokio::select! {
-                        () = tokio::time::sleep_until(wake_at) => {}
-                        () = shutdown.cancelled() => {
-                            guard.finish(Outcome::Failed);
-                            yield Err(shutting_down());
-                            return;
-                        }
-                    }
-                    if past_deadline {
-                        guard.finish(Outcome::Failed);
-                        yield Err(deadline::exceeded());
-                        return;
-                    }
+                    tokio::time::sleep_until(next_at).await;
                 }
                 yield Ok(HelloReply { message: format!("Hello #{i}, {name}") });
             }
@@ -157,7 +119,6 @@ impl Greeter for GreeterService {
         &self,
         request: Request<Streaming<HelloRequest>>,
     ) -> Result<Response<HelloSummary>, Status> {
-        let deadline = self.deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("SayHelloToAll");
         let max_reply_size = self.max_reply_size;
@@ -185,14 +146,7 @@ impl Greeter for GreeterService {
             }
             Ok(messages)
         };
-        let shutdown = self.shutdown.clone();
-        let collect = async {
-            tokio::select! {
-                result = collect => result,
-                () = shutdown.cancelled() => Err(shutting_down()),
-            }
-        };
-        let messages = guard.finish_with(deadline::within(deadline, collect).await)?;
+        let messages = guard.finish_with(collect.await)?;
         Ok(Response::new(HelloSummary {
             count: messages.len() as u32,
             messages,
@@ -203,18 +157,12 @@ impl Greeter for GreeterService {
         &self,
         request: Request<Streaming<HelloRequest>>,
     ) -> Result<Response<ReplyStream>, Status> {
-        let deadline = self.deadline(request.metadata());
         let mut names = request.into_inner();
         let mut guard = self.streams.start("Chat");
-        let shutdown = self.shutdown.clone();
         let stream = async_stream::stream! {
             let mut received = 0;
             loop {
-                let next = tokio::select! {
-                    next = deadline::within(deadline, names.message()) => next,
-                    () = shutdown.cancelled() => Err(shutting_down()),
-                };
-                let name = match next {
+                let name = match names.message().await {
                     Ok(Some(HelloRequest { name })) => name,
                     Ok(None) => {
                         guard.finish(Outcome::Completed);

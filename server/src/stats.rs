@@ -1,9 +1,10 @@
 //! Counts of streaming calls by how they ended, served by `GreeterStats/GetStreamStats`.
 //!
-//! The point is to make cancellation observable: a stream whose client went away must stop its
-//! work on the server, and a test can only see that from the server's side. Each streaming call
-//! holds a [`StreamGuard`]; whichever way the call ends — finished, failed, or dropped because the
-//! client left — the guard records it exactly once.
+//! The point is to make cancellation observable: a stream whose client went away, or that the
+//! serving stack ended (its deadline, the drain), must stop its work on the server, and a test can
+//! only see that from the server's side. Each streaming call holds a [`StreamGuard`]; whichever
+//! way the call ends (finished, failed, or dropped before it finished) the guard records it
+//! exactly once.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -55,8 +56,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The server's own refusals (bad arguments, the deadline, shutting down) are failures; any other error on a
-    /// stream comes from the transport: the client reset or dropped it.
+    /// Refusals (bad arguments, sizes, a request message that stopped arriving) are failures;
+    /// any other error on a stream comes from the transport: the client reset or dropped it.
     pub fn of_error(status: &Status) -> Self {
         match status.code() {
             tonic::Code::InvalidArgument
