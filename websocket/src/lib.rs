@@ -20,6 +20,8 @@
 //! that does so. With the `client` feature (for wasm32), `client::WebSocketChannel` is a
 //! `tower::Service` that tonic-generated clients accept.
 
+#![forbid(unsafe_code)]
+
 pub mod protocol;
 
 #[cfg(feature = "server")]

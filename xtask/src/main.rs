@@ -14,6 +14,7 @@
 mod bench;
 mod cluster;
 mod interop;
+mod lint;
 mod page;
 mod process;
 mod results;

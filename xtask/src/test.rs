@@ -1,28 +1,29 @@
 //! `cargo xtask test`: every check and every test, in one command, with one summary line.
 //!
-//! Order: set-up; format, lint and the libraries' documentation; fuzzing; one debug build of
-//! everything the tests run; the native tests; the wasm tests in headless Chromium and then
-//! headless Firefox against a real server; the interop suite (third-party clients and servers);
-//! the release page; the end-to-end tests, in both browsers; the cluster tests (replicas behind
-//! HAProxy, rolled under load). A failing step does not stop the later ones, so one run shows
-//! everything that is wrong.
+//! Order: set-up; format, the benchmarks' lint and the libraries' documentation; fuzzing; one
+//! debug build of everything the tests run, linted by clippy as it compiles (see [`lint`]); the
+//! native tests; the wasm tests' build, linted the same way, then the tests in headless Chromium
+//! and headless Firefox against a real server; the interop suite (third-party clients and
+//! servers); the release page; the end-to-end tests, in both browsers; the cluster tests (replicas
+//! behind HAProxy, rolled under load). A failing step does not stop the later ones, so one run
+//! shows everything that is wrong.
 //!
 //! Every step has a time bound and the run has one budget; whatever happens, the summary is
 //! printed, with each step's time beside it. Which tests must run is `xtask/expected-tests.txt`
 //! (see [`crate::results`]).
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
 use crate::{
-    interop, page,
+    interop, lint, page,
     process::{self, free_port, ChildProcess},
     results::{self, Results, Verdict},
     setup::{self, Tools},
-    wasm::{wasm_command, wasm_test_command, WASM_TARGET},
+    wasm::wasm_test_command,
     workspace_root, Result,
 };
 
@@ -53,6 +54,12 @@ const TEST_PACKAGES: [&str; 11] = [
     "greeter-cluster",
 ];
 const TEST_FEATURES: &str = "greeter-server/grpc-testing";
+/// The workspace's packages no test builds: the benchmarks, linted on their own.
+const BENCH_PACKAGES: [&str; 3] = [
+    "greeter-bench",
+    "greeter-bench-wasm",
+    "greeter-bench-connect-rust",
+];
 /// Packages whose tests need more than the native step gives: they run in steps of their own.
 const END_TO_END_PACKAGE: &str = "greeter-e2e";
 const CLUSTER_PACKAGE: &str = "greeter-cluster";
@@ -139,21 +146,15 @@ fn run_steps(run: &mut Run, root: &Path) {
             .current_dir(root)
             .args(["fmt", "--all", "--", "--check"]),
     );
+    // The crates no test builds; the others are linted as the tests' builds compile them.
     run.check(
-        "cargo clippy (native)",
+        "cargo clippy (benchmarks)",
         tools
             .command("cargo")
             .current_dir(root)
-            // The page's crate is linted for the target it runs on, below.
-            .args([
-                "clippy",
-                "--workspace",
-                "--exclude",
-                "greeter-web",
-                "--all-targets",
-            ])
-            .args(["--features", TEST_FEATURES])
-            .args(["--", "-D", "warnings"]),
+            .arg("clippy")
+            .args(BENCH_PACKAGES.iter().flat_map(|package| ["-p", package]))
+            .args(["--all-targets", "--", "-D", "warnings"]),
     );
     // The libraries' documentation builds without a warning (a broken link is one).
     run.check(
@@ -172,43 +173,34 @@ fn run_steps(run: &mut Run, root: &Path) {
             ])
             .args(["--features", "grpc-websocket/server"]),
     );
-    // The wasm crate's lint compiles in the test servers' URLs; no server needs to run for it.
-    let unreachable = "http://127.0.0.1:9";
-    run.check(
-        "cargo clippy (wasm32)",
-        wasm_command(&tools, root, unreachable, unreachable).args([
-            "clippy",
-            "-p",
-            "greeter-web",
-            "--all-targets",
-            "--target",
-            WASM_TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    );
     // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
-    // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
+    // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them. The
+    // crate has no unsafe code for AddressSanitizer to watch: without it the build takes 36 s
+    // instead of 51, and the 20 s run tries 40 % more inputs.
     run.check(
         "fuzzing the grpc-websockets decoders (20 s)",
         tools
             .command("cargo")
             .current_dir(root.join("websocket"))
             .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", "protocol", "--", "-max_total_time=20"]),
+            .args(["fuzz", "run", "--sanitizer", "none", "protocol"])
+            .args(["--", "-max_total_time=20"]),
     );
 
     let mut executables = Vec::new();
-    run.step("the debug build", None, || {
-        match build_tests(&tools, root) {
-            Ok(built) => {
-                executables = built;
-                Results::default()
+    let lints = "checks | cargo clippy (native)";
+    run.step(
+        "the debug build, linted by clippy",
+        Some(lints),
+        || match build_tests(&tools, root) {
+            Ok(report) => {
+                let passed = report.lints_pass(lints);
+                executables = report.executables;
+                Results::check(format!("{lints} | passes"), passed)
             }
             Err(error) => Results::problem(error),
-        }
-    });
+        },
+    );
 
     run.step("native tests", Some("native"), || {
         let mut results = Results::default();
@@ -242,20 +234,44 @@ fn run_steps(run: &mut Run, root: &Path) {
         results
     });
 
+    // The wasm tests compile in the URLs of the server they call and of a port where nothing
+    // listens: both ports are chosen before the build, the server started on the first after it.
+    let ports = free_port().and_then(|server| Ok((server, free_port()?)));
+    let lints = "checks | cargo clippy (wasm32)";
+    run.step(
+        "the wasm tests' build, linted by clippy",
+        Some(lints),
+        || {
+            let (server_port, dead_port) = match &ports {
+                Ok(ports) => *ports,
+                Err(error) => return Results::problem(error),
+            };
+            let mut command =
+                wasm_test_command(&tools, root, &loopback(server_port), &loopback(dead_port));
+            match lint::build(command.arg("--no-run"), BUILD_WITHIN, root) {
+                Ok(report) => Results::check(format!("{lints} | passes"), report.lints_pass(lints)),
+                Err(error) => Results::problem(error),
+            }
+        },
+    );
+
     // The server the browser tests call: a real one, allowing the test runner's loopback origin.
     let mut server = None;
-    run.step(
-        "the browser tests' server",
-        None,
-        || match start_test_server(&tools, root) {
-            Ok(started) => {
-                server = Some(started);
+    run.step("the browser tests' server", None, || {
+        let started = ports
+            .as_ref()
+            .map_err(String::clone)
+            .and_then(|&(port, _)| start_test_server(&tools, root, port));
+        match started {
+            Ok(process) => {
+                server = Some(process);
                 Results::default()
             }
             Err(error) => Results::problem(format!("the browser tests' server: {error}")),
-        },
-    );
-    if let Some((_, server_url, dead_url)) = &server {
+        }
+    });
+    if let (Some(_), Ok((server_port, dead_port))) = (&server, &ports) {
+        let (server_url, dead_url) = (loopback(*server_port), loopback(*dead_port));
         for (browser, driver_var, driver) in [
             ("Chromium", "CHROMEDRIVER", &test_tools.chromedriver),
             ("Firefox", "GECKODRIVER", &test_tools.geckodriver),
@@ -265,14 +281,14 @@ fn run_steps(run: &mut Run, root: &Path) {
                 &format!("wasm tests in headless {browser}"),
                 Some(&label),
                 || {
-                    let mut command = wasm_test_command(&tools, root, server_url, dead_url);
+                    let mut command = wasm_test_command(&tools, root, &server_url, &dead_url);
                     command.env(driver_var, driver).arg("--no-fail-fast");
                     results::run_tests(&label, "?", &mut command, WASM_WITHIN)
                 },
             );
         }
     }
-    if let Some((mut process, _, _)) = server {
+    if let Some(mut process) = server {
         if let Err(error) = process.check_running() {
             run.step("the browser tests' server (still running)", None, || {
                 Results::problem(error)
@@ -404,14 +420,7 @@ fn format_duration(duration: Duration) -> String {
 }
 
 /// A test executable of the debug build.
-struct TestExecutable {
-    package: String,
-    /// The test target's name (`bounds`, `grpc_serve`).
-    target: String,
-    path: PathBuf,
-    /// The package's directory, where cargo would run it.
-    dir: PathBuf,
-}
+type TestExecutable = lint::Executable;
 
 impl TestExecutable {
     /// Runs it as `cargo test` would (in its package's directory), until `deadline`, with `env`
@@ -440,10 +449,11 @@ impl TestExecutable {
     }
 }
 
-/// cargo `subcommand`, for [`TEST_PACKAGES`] with [`TEST_FEATURES`].
+/// cargo `subcommand`, for [`TEST_PACKAGES`] with [`TEST_FEATURES`], linting with clippy as it
+/// compiles (see [`lint`]).
 fn cargo_for_tests(tools: &Tools, root: &Path, subcommand: &str) -> Command {
     let mut command = tools.command("cargo");
-    command
+    lint::with_clippy(tools, &mut command)
         .current_dir(root)
         .arg(subcommand)
         .args(["--features", TEST_FEATURES])
@@ -457,54 +467,25 @@ pub fn build_debug(tools: &Tools, root: &Path) -> Result {
     process::run_within(&mut cargo_for_tests(tools, root, "build"), BUILD_WITHIN)
 }
 
-/// [`build_debug`], then every test executable of the same build, listed.
-fn build_tests(tools: &Tools, root: &Path) -> Result<Vec<TestExecutable>> {
-    build_debug(tools, root)?;
-    let mut list = cargo_for_tests(tools, root, "test");
-    list.args(["--no-run", "--message-format=json-render-diagnostics"]);
-    let output = process::output_within(list.stderr(std::process::Stdio::inherit()), BUILD_WITHIN)?;
-    if !output.status.success() {
-        return Err(format!("building the tests failed ({})", output.status));
+/// [`build_debug`], then every test executable of the same build: what the two builds said.
+fn build_tests(tools: &Tools, root: &Path) -> Result<lint::BuildReport> {
+    let mut report = lint::build(
+        &mut cargo_for_tests(tools, root, "build"),
+        BUILD_WITHIN,
+        root,
+    )?;
+    report.merge(lint::build(
+        cargo_for_tests(tools, root, "test").arg("--no-run"),
+        BUILD_WITHIN,
+        root,
+    )?);
+    if !report.succeeded {
+        return Err("the debug build failed".into());
     }
-    let mut executables = Vec::new();
-    for message in String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["profile"]["test"] == true)
-    {
-        let (Some(path), Some(target), Some(manifest)) = (
-            message["executable"].as_str(),
-            message["target"]["name"].as_str(),
-            message["manifest_path"].as_str(),
-        ) else {
-            continue;
-        };
-        let dir = Path::new(manifest).parent().unwrap_or(root).to_owned();
-        let package = message["package_id"]
-            .as_str()
-            .map(package_name)
-            .unwrap_or_default();
-        executables.push(TestExecutable {
-            package,
-            target: target.replace('-', "_"),
-            path: PathBuf::from(path),
-            dir,
-        });
-    }
-    if executables.is_empty() {
+    if report.executables.is_empty() {
         return Err("the build listed no test executables".into());
     }
-    Ok(executables)
-}
-
-/// The package's name in a cargo package id: `path+file:///w/serve#grpc-serve@0.1.0`, or
-/// `path+file:///w/xtask#0.1.0` when it is its directory's name.
-fn package_name(id: &str) -> String {
-    let (url, rest) = id.rsplit_once('#').unwrap_or((id, ""));
-    match rest.split_once('@') {
-        Some((name, _)) => name.to_owned(),
-        None => url.rsplit('/').next().unwrap_or(url).to_owned(),
-    }
+    Ok(report)
 }
 
 /// Replicas of the debug server behind HAProxy, rolled under load (`deploy/tests`), one test at
@@ -547,8 +528,7 @@ fn cluster_tests(tools: &Tools, root: &Path, executables: &[TestExecutable]) -> 
 
 /// Builds the debug server and starts it for the browser tests: the process, its URL, and a
 /// loopback URL where nothing listens (for the "server unreachable" tests).
-fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String, String)> {
-    let port = free_port()?;
+fn start_test_server(tools: &Tools, root: &Path, port: u16) -> Result<ChildProcess> {
     let mut server = ChildProcess::spawn(
         tools
             .command(&root.join("target/debug/greeter-server").to_string_lossy())
@@ -557,8 +537,12 @@ fn start_test_server(tools: &Tools, root: &Path) -> Result<(ChildProcess, String
             .env("GREETER_SHUTDOWN_DELAY", "0s"),
     )?;
     server.wait_for_port(port, Duration::from_secs(30))?;
-    let dead_url = format!("http://127.0.0.1:{}", free_port()?);
-    Ok((server, format!("http://127.0.0.1:{port}"), dead_url))
+    Ok(server)
+}
+
+/// `http://127.0.0.1:port`.
+fn loopback(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// Builds the release page and runs the end-to-end test executables (not under `cargo test`:

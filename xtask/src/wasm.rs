@@ -16,11 +16,11 @@ pub fn wasm_test_command(tools: &Tools, root: &Path, server: &str, dead: &str) -
     command
 }
 
-/// cargo, set up for the wasm crate: the test servers its tests compile in, and the runner's
-/// WebDriver settings.
+/// cargo, set up for the wasm crate: the test servers its tests compile in, the runner's
+/// WebDriver settings, and clippy's lints as it compiles (see [`crate::lint`]).
 pub fn wasm_command(tools: &Tools, root: &Path, server: &str, dead: &str) -> Command {
     let mut command = tools.command("cargo");
-    command
+    crate::lint::with_clippy(tools, &mut command)
         .current_dir(root.join("web"))
         .env("GREETER_TEST_SERVER", server)
         .env("GREETER_TEST_DEAD_SERVER", dead)
