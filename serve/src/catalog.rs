@@ -46,9 +46,14 @@ pub fn method_paths(encoded: &[u8]) -> Vec<String> {
 /// Every method of every service in an encoded `FileDescriptorSet`, with its shape.
 ///
 /// # Panics
-/// As [`method_paths`].
+/// As [`method_paths`]. The server checks every set it is given with [`try_methods`] first.
 pub fn methods(encoded: &[u8]) -> Vec<Method> {
-    let set = FileDescriptorSet::decode(encoded).expect("an embedded descriptor set is valid");
+    try_methods(encoded).expect("an embedded descriptor set is valid")
+}
+
+/// [`methods`], or why `encoded` is not a descriptor set.
+pub fn try_methods(encoded: &[u8]) -> Result<Vec<Method>, prost::DecodeError> {
+    let set = FileDescriptorSet::decode(encoded)?;
     let mut methods = Vec::new();
     for file in &set.file {
         let package = file.package();
@@ -66,7 +71,7 @@ pub fn methods(encoded: &[u8]) -> Vec<Method> {
             }
         }
     }
-    methods
+    Ok(methods)
 }
 
 #[cfg(test)]

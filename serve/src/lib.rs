@@ -51,6 +51,7 @@ pub mod deadline;
 pub mod framing;
 pub mod gate;
 pub mod host;
+mod hosted;
 pub mod limits;
 pub mod log_summary;
 pub mod logging;
@@ -63,6 +64,7 @@ pub mod system;
 pub mod tls;
 pub mod web_assets;
 
+pub use hosted::{BoxedService, LayerScope};
 pub use options::Options;
 pub use web_assets::AssetStore;
 
@@ -70,11 +72,9 @@ use std::{convert::Infallible, future::Future, io, path::Path, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{body::Body, server::NamedService, service::Routes};
-use tonic_web::GrpcWebLayer;
-use tower::Layer;
+use tonic::{body::Body, server::NamedService};
 
-use crate::gate::CallGate;
+use crate::hosted::{Hosted, ServiceLayer};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -88,33 +88,35 @@ pub enum ServeError {
     Io(#[from] io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-}
-
-/// Adds a service to the routes, behind the call gate (which exists only once every service is
-/// known, since its metrics label each one's methods).
-type AddRoute = Box<dyn FnOnce(Routes, &CallGate) -> Routes + Send>;
-
-/// A gRPC service to host: its name, the descriptor set of its contract, and how it joins the
-/// routes.
-pub struct Hosted {
-    name: &'static str,
-    descriptor_set: &'static [u8],
-    add: AddRoute,
+    /// A service given to [`Server::add_service`] that the stack cannot host.
+    #[error("cannot host {service}: {reason}")]
+    Service {
+        service: &'static str,
+        reason: String,
+    },
 }
 
 /// The services to serve, the page, and the options to serve them with.
 pub struct Server {
     options: Options,
     hosted: Vec<Hosted>,
+    /// What [`Server::bind`] reports: the first service that cannot be hosted, and why.
+    problem: Option<(&'static str, String)>,
+    layer: Option<(ServiceLayer, LayerScope)>,
+    routes: Option<axum::Router>,
     page: Option<AssetStore>,
     draining: CancellationToken,
 }
 
 impl Server {
+    /// A server with `options` and nothing to serve yet.
     pub fn new(options: Options) -> Self {
         Self {
             options,
             hosted: Vec::new(),
+            problem: None,
+            layer: None,
+            routes: None,
             page: None,
             draining: CancellationToken::new(),
         }
@@ -132,26 +134,65 @@ impl Server {
         self.draining.clone()
     }
 
-    /// Hosts a tonic-generated server (`EchoServer::new(...)`), reachable over every
-    /// transport, with `descriptor_set` the encoded `FileDescriptorSet` of its contract
-    /// (`tonic::include_file_descriptor_set!`): reflection describes the service from it, and
-    /// metrics label its methods by it. Health reports it by its name, `S::NAME`.
-    pub fn add_service<S>(mut self, service: S, descriptor_set: &'static [u8]) -> Self
+    /// Hosts a tonic-generated server (`EchoServer::new(...)`, or
+    /// `EchoServer::with_interceptor(...)`, or one under a tower layer of its own), reachable
+    /// over every transport, with `descriptor_set` the encoded `FileDescriptorSet` of its
+    /// contract (`tonic::include_file_descriptor_set!`): reflection describes the service from
+    /// it, and metrics label its methods by it. Health reports it by its name, `S::NAME`.
+    ///
+    /// A descriptor set that does not decode or does not describe the service, or a second
+    /// service of the same name, is reported by [`Server::bind`] (and [`Server::serve`]).
+    pub fn add_service<S, B>(mut self, service: S, descriptor_set: &'static [u8]) -> Self
     where
-        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        S: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
             + NamedService
             + Clone
             + Send
             + Sync
             + 'static,
         S::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
     {
-        self.hosted.push(Hosted {
-            name: S::NAME,
-            descriptor_set,
-            add: Box::new(move |routes: Routes, gate: &CallGate| {
-                routes.add_service(GrpcWebLayer::new().layer(gate.layer(service)))
-            }),
+        let hosted = Hosted::new(service, descriptor_set);
+        if self.problem.is_none() {
+            let names: Vec<&str> = self.hosted.iter().map(|service| service.name).collect();
+            self.problem = hosted.problem(&names).map(|reason| (hosted.name, reason));
+        }
+        self.hosted.push(hosted);
+        self
+    }
+
+    /// Puts `layer` (a tower layer over gRPC services: authentication, for example, with
+    /// `tonic::service::InterceptorLayer`) over every service given to [`Server::add_service`],
+    /// and with [`LayerScope::Everything`] over health, reflection and `/metrics` too. It sits inside the call gate, so a call it refuses is
+    /// counted, logged and bounded like any other. The services reach it with their types
+    /// erased ([`BoxedService`]); a second call replaces the first.
+    pub fn layer<L, B>(mut self, scope: LayerScope, layer: L) -> Self
+    where
+        L: tower::Layer<BoxedService> + Send + Sync + 'static,
+        L::Service: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<Body>>>::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
+    {
+        self.layer = Some((hosted::erase_layer(layer), scope));
+        self
+    }
+
+    /// Serves `router`'s routes (axum) on the same port, behind the same host and origin checks
+    /// as the gRPC services. They come after the stack's own paths (the hosted services, health,
+    /// reflection, `/metrics`, `/readyz`, `/livez`), which they cannot shadow, and before the page,
+    /// which answers every path they leave. Routers given by more than one call are merged, as
+    /// axum merges them.
+    pub fn routes(mut self, router: axum::Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(routes) => routes.merge(router),
+            None => router,
         });
         self
     }
@@ -163,10 +204,26 @@ impl Server {
         self
     }
 
-    /// Binds the configured address. Split from [`Server::serve`] so callers (and tests) can learn
-    /// the real port when they ask for port 0.
+    /// Checks what the server was given (its services, its TLS material), then binds the
+    /// configured address. Split from [`Server::serve`] so callers (and tests) can learn the real
+    /// port when they ask for port 0.
     pub async fn bind(&self) -> Result<TcpListener, ServeError> {
+        self.check()?;
         bind(self.options.addr).await
+    }
+
+    /// Whether everything given to the builder can be served.
+    fn check(&self) -> Result<(), ServeError> {
+        if let Some((service, reason)) = &self.problem {
+            return Err(ServeError::Service {
+                service,
+                reason: reason.clone(),
+            });
+        }
+        if let (Some(cert), Some(key)) = (&self.options.tls_cert, &self.options.tls_key) {
+            tls::acceptor(cert, key)?;
+        }
+        Ok(())
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops without losing a call:
@@ -179,9 +236,13 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
+        self.check()?;
         let Server {
             options,
             hosted,
+            problem: _,
+            layer,
+            routes,
             page,
             draining,
         } = self;
@@ -206,7 +267,15 @@ impl Server {
             service,
             health,
             metrics,
-        } = stack::app(&options, hosted, page, &readiness, draining.clone());
+        } = stack::app(stack::Parts {
+            options: &options,
+            hosted,
+            layer,
+            routes,
+            page,
+            readiness: &readiness,
+            draining: draining.clone(),
+        })?;
         for name in &names {
             health
                 .set_service_status(name, tonic_health::ServingStatus::Serving)

@@ -2,30 +2,51 @@
 //! translation and the call gate, the operational services (health, reflection, `/metrics`), the
 //! page as the fallback, the WebSocket transport and the origin policy around all.
 
-use std::sync::Arc;
+use std::{convert::Infallible, sync::Arc};
 
 use axum::Router;
 use grpc_websocket::server::{GrpcWebSocket, GrpcWebSocketLayer, Limits as WebSocketLimits};
+use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
-use tonic::service::Routes;
+use tonic::{body::Body, server::NamedService};
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
-use tower::Layer;
+use tower::{util::BoxCloneSyncService, Layer, Service, ServiceExt};
 
 use crate::{
     catalog,
     cors::{OriginGuard, OriginGuardLayer, OriginPolicy},
     gate::{CallBounds, CallGate},
+    hosted::{self, Hosted, LayerScope, ServiceLayer},
     limits::CallLimit,
     metrics::Metrics,
     readiness::{Readiness, ReadinessLayer, ReadinessService},
     web_assets::{self, AssetStore},
-    Hosted, Options,
+    Options, ServeError,
 };
 
 /// The largest reflection request, in bytes.
 const MAX_REFLECTION_REQUEST: usize = 16 * 1024;
+
+/// The services the stack hosts itself: no user's service may take their names.
+pub(crate) const OPERATIONAL: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// What the application is made of.
+pub(crate) struct Parts<'a> {
+    pub options: &'a Options,
+    pub hosted: Vec<Hosted>,
+    /// The user's layer, and what it covers.
+    pub layer: Option<(ServiceLayer, LayerScope)>,
+    /// The user's own routes.
+    pub routes: Option<Router>,
+    pub page: AssetStore,
+    pub readiness: &'a Readiness,
+    pub draining: CancellationToken,
+}
 
 /// The application, the handle that reports its health, and its metrics (which the accept loop
 /// adds connections to).
@@ -44,13 +65,16 @@ pub type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
 ///
 /// The gRPC-Web layer wraps each gRPC service rather than the server: applied server-wide it would
 /// answer every plain HTTP/1.1 request, the page's GET included, with 400.
-pub fn app(
-    options: &Options,
-    hosted: Vec<Hosted>,
-    page: AssetStore,
-    readiness: &Readiness,
-    draining: CancellationToken,
-) -> App {
+pub(crate) fn app(parts: Parts<'_>) -> Result<App, ServeError> {
+    let Parts {
+        options,
+        hosted,
+        layer,
+        routes,
+        page,
+        readiness,
+        draining,
+    } = parts;
     let operational = [
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
@@ -100,48 +124,75 @@ pub fn app(
     };
     // A reflection request names a symbol or a host, which reflection echoes back: the requests
     // it needs are small, so it takes none larger.
+    // Each hosted service has been checked on its own; together they could still clash.
+    let reflection_error = |error: tonic_reflection::server::Error| ServeError::Service {
+        service: "grpc.reflection.v1.ServerReflection",
+        reason: format!("the services' descriptor sets do not fit together: {error}"),
+    };
     let reflection_v1 = reflection()
         .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
-        .expect("the services' descriptor sets are valid")
+        .map_err(reflection_error)?
         .max_decoding_message_size(MAX_REFLECTION_REQUEST);
     let reflection_v1alpha = reflection()
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
         .build_v1alpha()
-        .expect("the services' descriptor sets are valid")
+        .map_err(reflection_error)?
         .max_decoding_message_size(MAX_REFLECTION_REQUEST);
 
-    let routes = Routes::new(GrpcWebLayer::new().layer(gate.layer(health_service)))
-        .add_service(gate.layer(reflection_v1))
-        .add_service(gate.layer(reflection_v1alpha));
-    let routes = hosted
-        .into_iter()
-        .fold(routes, |routes, service| (service.add)(routes, &gate));
-    let router = routes
-        .prepare()
-        .into_axum_router()
-        .route(
-            "/metrics",
-            axum::routing::get({
-                let metrics = Arc::clone(&metrics);
-                move || async move {
-                    (
-                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        metrics.render(),
-                    )
-                }
-            }),
-        )
-        .fallback_service(web_assets::fallback(
-            Arc::new(page),
-            // Unknown services and methods are answered through the gate too: counted under
-            // `unknown`, logged, and bounded like any call.
-            GrpcWebLayer::new().layer(gate.layer(tower::service_fn(|_request| async {
-                Ok::<_, std::convert::Infallible>(
-                    tonic::Status::unimplemented("unknown service or method").into_http::<Body>(),
+    let (user_layer, scope) = match &layer {
+        Some((layer, scope)) => (Some(layer), *scope),
+        None => (None, LayerScope::Services),
+    };
+    // The layer over the stack's own services, if the user asked for it.
+    let operational_layer = user_layer.filter(|_| scope == LayerScope::Everything);
+    let mut router = Router::new();
+    router = add_operational(router, &gate, operational_layer, health_service);
+    router = add_operational(router, &gate, operational_layer, reflection_v1);
+    router = add_operational(router, &gate, operational_layer, reflection_v1alpha);
+    for service in hosted {
+        router = service.add_to(router, &gate, user_layer);
+    }
+    let metrics_page = {
+        let metrics = Arc::clone(&metrics);
+        tower::service_fn(move |_request: Request<Body>| {
+            let page = metrics.render();
+            async move {
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                        .body(Body::new(page))
+                        .expect("a valid response"),
                 )
-            }))),
-        ));
+            }
+        })
+    };
+    let metrics_page = match operational_layer {
+        Some(layer) => BoxCloneSyncService::new(layer(BoxCloneSyncService::new(metrics_page))),
+        None => BoxCloneSyncService::new(metrics_page),
+    };
+    // Unknown services and methods are answered through the gate too: counted under `unknown`,
+    // logged, and bounded like any call.
+    let unknown = GrpcWebLayer::new().layer(gate.layer(tower::service_fn(|_request| async {
+        Ok::<_, Infallible>(
+            tonic::Status::unimplemented("unknown service or method").into_http::<Body>(),
+        )
+    })));
+    let fallback = web_assets::fallback(Arc::new(page), unknown);
+    let router = router
+        .route_service(
+            "/metrics",
+            axum::routing::get_service(
+                metrics_page
+                    .map_request(|request: Request<axum::body::Body>| request.map(Body::new)),
+            ),
+        )
+        // The user's routes answer what the stack's own leave, and the page what theirs leave.
+        .fallback_service(match routes {
+            Some(routes) => routes.fallback_service(fallback).with_state(()),
+            None => Router::new().fallback_service(fallback).with_state(()),
+        })
+        .with_state(());
     // Client and bidirectional streaming from browsers: the same routes, over a WebSocket.
     // The origin guard in front checks every upgrade's origin against the whole policy (allowed
     // origins, `--dev`, and the scheme of "same origin"), so the layer admits what reaches it.
@@ -153,10 +204,36 @@ pub fn app(
     .layer(router);
     let policy = OriginPolicy::from_options(options);
     tracing::info!("answering requests for {}", policy.hosts().describe());
-    App {
+    Ok(App {
         service: ReadinessLayer::new(readiness.clone())
             .layer(OriginGuardLayer::new(policy).layer(router)),
         health,
         metrics,
+    })
+}
+
+/// Adds one of the stack's own gRPC services, under the user's layer if it covers them.
+fn add_operational<S>(
+    router: Router,
+    gate: &CallGate,
+    layer: Option<&ServiceLayer>,
+    service: S,
+) -> Router
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match layer {
+        Some(layer) => hosted::route(
+            router,
+            S::NAME,
+            gate.layer(layer(BoxCloneSyncService::new(service))),
+        ),
+        None => hosted::route(router, S::NAME, gate.layer(service)),
     }
 }

@@ -383,6 +383,76 @@ async fn streams_per_connection_are_capped() {
     server.stop().await;
 }
 
+/// HTTP/2 header lists are bounded at 64 KiB, as HTTP/1.1's request heads are: the bound is
+/// advertised (SETTINGS_MAX_HEADER_LIST_SIZE), a request whose header list decodes to more is
+/// answered 431 and its stream ended, one just under the bound is served, and so is the next
+/// request on the same connection.
+#[tokio::test]
+async fn http2_header_lists_over_64_kib_get_431() {
+    use test_support::h2::{headers_continued, settings, settings_ack, PREFACE};
+    const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+    let server = TestServer::start(|_| {}).await;
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(PREFACE).await.unwrap();
+    raw.write_all(&settings(&[])).await.unwrap();
+    let (kind, _, _, payload) = read_frame(&mut raw).await;
+    assert_eq!(kind, 0x4, "the server's first frame is its SETTINGS");
+    let advertised = payload.chunks(6).find_map(|setting| {
+        (setting[..2] == MAX_HEADER_LIST_SIZE.to_be_bytes())
+            .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
+    });
+    assert_eq!(advertised, Some(64 * 1024));
+    raw.write_all(&settings_ack()).await.unwrap();
+
+    let authority = server.addr.to_string();
+    // HTTP/2 counts each field as its name, its value and 32 bytes.
+    let request = |stream: u32, padding: usize| {
+        let padding = "a".repeat(padding);
+        let fields = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/livez"),
+            (":authority", authority.as_str()),
+            ("x-padding", padding.as_str()),
+        ];
+        headers_continued(stream, &fields, true)
+    };
+    // The first byte of a response header block holding `:status: 200` (static table entry 8).
+    const STATUS_200: u8 = 0x88;
+    for (stream, padding, served) in [(1, 60 * 1024, true), (3, 70 * 1024, false), (5, 0, true)] {
+        raw.write_all(&request(stream, padding)).await.unwrap();
+        let (flags, block) = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let (kind, flags, on, payload) = read_frame(&mut raw).await;
+                assert!(kind != 0x7, "the connection was closed: GOAWAY {payload:?}");
+                if kind == 0x1 && on == stream {
+                    break (flags, payload);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no response on stream {stream} within 5 s"));
+        assert_eq!(
+            block.first() == Some(&STATUS_200),
+            served,
+            "stream {stream} ({padding} bytes of padding): response header block {block:?}"
+        );
+        if !served {
+            // `:status` by its static-table name (entry 8), then "431", plain or Huffman-coded
+            // ('4' 011010, '3' 011001, '1' 00001, padded with ones).
+            let status_431 = [
+                [0x48, 0x03, b'4', b'3', b'1'],
+                [0x48, 0x83, 0b0110_1001, 0b1001_0000, 0b1111_1111],
+            ];
+            assert!(status_431.iter().any(|status| block == status), "{block:?}");
+            assert_ne!(flags & 0x1, 0, "the refusal ends its stream");
+        }
+    }
+    drop(raw);
+    assert_serving(&server).await;
+    server.stop().await;
+}
+
 /// An HTTP/2 connection idle past `--idle-timeout` after serving a request is closed with a GOAWAY,
 /// so its client knows no request was lost.
 #[tokio::test]

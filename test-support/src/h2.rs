@@ -62,6 +62,29 @@ pub fn headers(stream: u32, fields: &[(&str, &str)], end_stream: bool) -> Vec<u8
     frame(0x1, 0x4 | u8::from(end_stream), stream, &block)
 }
 
+/// A header block of any size: a HEADERS frame and as many CONTINUATION frames as it takes,
+/// each at most 16 KiB (the smallest SETTINGS_MAX_FRAME_SIZE, and the server's default).
+pub fn headers_continued(stream: u32, fields: &[(&str, &str)], end_stream: bool) -> Vec<u8> {
+    const MAX_FRAME: usize = 16 * 1024;
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        block.push(0);
+        string(&mut block, name.as_bytes());
+        string(&mut block, value.as_bytes());
+    }
+    let chunks: Vec<&[u8]> = block.chunks(MAX_FRAME).collect();
+    let mut bytes = Vec::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let end_headers = if index + 1 == chunks.len() { 0x4 } else { 0 };
+        bytes.extend(if index == 0 {
+            frame(0x1, end_headers | u8::from(end_stream), stream, chunk)
+        } else {
+            frame(0x9, end_headers, stream, chunk)
+        });
+    }
+    bytes
+}
+
 /// The header fields of a native gRPC call to `path` on `authority`.
 pub fn grpc_request<'a>(path: &'a str, authority: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![

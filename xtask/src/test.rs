@@ -23,7 +23,7 @@ use crate::{
     process::{self, free_port, ChildProcess},
     results::{self, Results, Verdict},
     setup::{self, Tools},
-    wasm::wasm_test_command,
+    wasm::{wasm_command, wasm_test_command, WASM_TARGET},
     workspace_root, Result,
 };
 
@@ -54,12 +54,15 @@ const TEST_PACKAGES: [&str; 11] = [
     "greeter-cluster",
 ];
 const TEST_FEATURES: &str = "greeter-server/grpc-testing";
-/// The workspace's packages no test builds: the benchmarks, linted on their own.
-const BENCH_PACKAGES: [&str; 3] = [
-    "greeter-bench",
-    "greeter-bench-wasm",
-    "greeter-bench-connect-rust",
-];
+/// The workspace's native packages no test builds: the benchmarks, linted on their own.
+const BENCH_PACKAGES: [&str; 2] = ["greeter-bench", "greeter-bench-connect-rust"];
+/// The in-browser benchmark's client: linted as it is built for the browser, beside the wasm
+/// tests' build, whose dependencies it shares.
+const BENCH_WASM_PACKAGE: &str = "greeter-bench-wasm";
+/// Test executables (package, target) that run beside the other native tests rather than in
+/// turn: the soak's two minutes of load are the load the others then run under, and the step
+/// takes two minutes less than with the soak alone on the machine.
+const RUN_BESIDE: [(&str, &str); 1] = [("greeter-server", "soak")];
 /// Packages whose tests need more than the native step gives: they run in steps of their own.
 const END_TO_END_PACKAGE: &str = "greeter-e2e";
 const CLUSTER_PACKAGE: &str = "greeter-cluster";
@@ -203,35 +206,42 @@ fn run_steps(run: &mut Run, root: &Path) {
     );
 
     run.step("native tests", Some("native"), || {
-        let mut results = Results::default();
         let deadline = Instant::now() + NATIVE_WITHIN;
-        for executable in executables
+        // Prometheus's own parser reads the metrics page.
+        let python = test_tools.venv_bin("python");
+        let env = [
+            // Two minutes of mixed load against the real binary (plain `cargo test`: 20 s).
+            ("GREETER_SOAK_SECONDS", "120".as_ref()),
+            ("GREETER_TEST_PYTHON", python.as_os_str()),
+        ];
+        let (beside, in_turn): (Vec<_>, Vec<_>) = executables
             .iter()
             .filter(|e| e.package != END_TO_END_PACKAGE && e.package != CLUSTER_PACKAGE)
-        {
-            results += executable.run(
-                &tools,
+            .partition(|e| RUN_BESIDE.contains(&(e.package.as_str(), e.target.as_str())));
+        std::thread::scope(|scope| {
+            let beside: Vec<_> = beside
+                .into_iter()
+                .map(|executable| {
+                    scope.spawn(|| executable.run(&tools, "native", deadline, &env, &[]))
+                })
+                .collect();
+            let mut results = Results::default();
+            for executable in in_turn {
+                results += executable.run(&tools, "native", deadline, &env, &[]);
+            }
+            results += results::run_tests(
                 "native",
-                deadline,
-                &[
-                    // Two minutes of mixed load against the real binary (plain `cargo test`: 20 s).
-                    ("GREETER_SOAK_SECONDS", "120".as_ref()),
-                    // Prometheus's own parser reads the metrics page.
-                    (
-                        "GREETER_TEST_PYTHON",
-                        test_tools.venv_bin("python").as_os_str(),
-                    ),
-                ],
-                &[],
+                "?",
+                cargo_for_tests(&tools, root, "test").arg("--doc"),
+                deadline.saturating_duration_since(Instant::now()),
             );
-        }
-        results += results::run_tests(
-            "native",
-            "?",
-            cargo_for_tests(&tools, root, "test").arg("--doc"),
-            deadline.saturating_duration_since(Instant::now()),
-        );
-        results
+            for running in beside {
+                results += running
+                    .join()
+                    .unwrap_or_else(|_| Results::problem("a test runner thread panicked"));
+            }
+            results
+        })
     });
 
     // The wasm tests compile in the URLs of the server they call and of a port where nothing
@@ -246,9 +256,16 @@ fn run_steps(run: &mut Run, root: &Path) {
                 Ok(ports) => *ports,
                 Err(error) => return Results::problem(error),
             };
-            let mut command =
-                wasm_test_command(&tools, root, &loopback(server_port), &loopback(dead_port));
-            match lint::build(command.arg("--no-run"), BUILD_WITHIN, root) {
+            let (server_url, dead_url) = (loopback(server_port), loopback(dead_port));
+            let mut tests = wasm_test_command(&tools, root, &server_url, &dead_url);
+            let mut bench = wasm_command(&tools, root, &server_url, &dead_url);
+            bench.args(["build", "-p", BENCH_WASM_PACKAGE, "--target", WASM_TARGET]);
+            let built =
+                lint::build(tests.arg("--no-run"), BUILD_WITHIN, root).and_then(|mut report| {
+                    report.merge(lint::build(&mut bench, BUILD_WITHIN, root)?);
+                    Ok(report)
+                });
+            match built {
                 Ok(report) => Results::check(format!("{lints} | passes"), report.lints_pass(lints)),
                 Err(error) => Results::problem(error),
             }
