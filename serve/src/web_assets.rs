@@ -2,7 +2,9 @@
 //!
 //! The page is held in memory, from one of two sources: a copy compiled into the binary (so the
 //! one file is the whole app), or a directory read at start-up (trunk's `dist`). Either way each
-//! file is compressed once, with brotli and gzip, and served in the encoding the browser prefers,
+//! file is compressed once, with brotli and gzip, and served in the encoding the browser prefers
+//! (`X.br` and `X.gz` beside `X`, as `cargo xtask build-page` writes them, are taken as they are
+//! once checked to decode to `X`: brotli at its best takes seconds each start otherwise),
 //! with a strong ETag (304 on a match), `application/wasm` for the module so it compiles while it
 //! streams, long-lived immutable caching for trunk's hashed file names, and `no-cache` for
 //! index.html so a new deployment is picked up at once.
@@ -72,8 +74,35 @@ impl AssetStore {
         Ok(Self::from_files(files))
     }
 
-    /// From `(URL path, contents)` pairs, e.g. `("/index.html", ...)`.
+    /// From `(URL path, contents)` pairs, e.g. `("/index.html", ...)`. A file `X.br` or `X.gz`
+    /// beside `X` is taken as `X` compressed, if it decodes to `X`, rather than served as a file
+    /// of its own.
     pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
+        let mut files: HashMap<String, Vec<u8>> = files.into_iter().collect();
+        let mut precompressed: HashMap<String, Precompressed> = HashMap::new();
+        let siblings: Vec<String> = files
+            .keys()
+            .filter(|path| {
+                [".br", ".gz"].iter().any(|suffix| {
+                    path.strip_suffix(suffix)
+                        .is_some_and(|base| files.contains_key(base))
+                })
+            })
+            .cloned()
+            .collect();
+        for path in siblings {
+            let bytes = files.remove(&path).expect("listed above");
+            let (base, brotli) = match path.strip_suffix(".br") {
+                Some(base) => (base, true),
+                None => (&path[..path.len() - 3], false),
+            };
+            let entry = precompressed.entry(base.to_owned()).or_default();
+            if brotli {
+                entry.brotli = Some(bytes);
+            } else {
+                entry.gzip = Some(bytes);
+            }
+        }
         let mut inline_script_hashes = Vec::new();
         let assets = files
             .into_iter()
@@ -89,7 +118,8 @@ impl AssetStore {
                         })
                         .collect();
                 }
-                let asset = Asset::new(&path, bytes);
+                let given = precompressed.remove(&path).unwrap_or_default();
+                let asset = Asset::new(&path, bytes, given);
                 (path, asset)
             })
             .collect();
@@ -207,14 +237,34 @@ impl AssetStore {
     }
 }
 
+/// A file's encodings as given beside it (`X.br`, `X.gz`), not yet checked.
+#[derive(Debug, Default)]
+struct Precompressed {
+    brotli: Option<Vec<u8>>,
+    gzip: Option<Vec<u8>>,
+}
+
 impl Asset {
-    fn new(path: &str, bytes: Vec<u8>) -> Self {
+    fn new(path: &str, bytes: Vec<u8>, given: Precompressed) -> Self {
         let identity = Bytes::from(bytes);
         let digest = Sha256::digest(&identity);
         let etag = format!("\"{}\"", hex(&digest[..12]));
         let smaller = |compressed: Vec<u8>| {
             (compressed.len() < identity.len()).then(|| Bytes::from(compressed))
         };
+        // What was given is used if it decodes to the file: a stale one is compressed anew.
+        let checked = |given: Option<Vec<u8>>, decode: fn(&[u8], usize) -> Option<Vec<u8>>| {
+            let given = given?;
+            if decode(&given, identity.len()).as_deref() == Some(&identity[..]) {
+                Some(given)
+            } else {
+                tracing::warn!("{path}: its precompressed copy does not match it; compressing it");
+                None
+            }
+        };
+        let brotli =
+            checked(given.brotli, decode_brotli).unwrap_or_else(|| compress_brotli(&identity));
+        let gzip = checked(given.gzip, decode_gzip).unwrap_or_else(|| compress_gzip(&identity));
         Self {
             content_type: content_type(path),
             cache_control: if is_hashed(path) {
@@ -224,8 +274,8 @@ impl Asset {
                 "no-cache"
             },
             etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
-            brotli: smaller(compress_brotli(&identity)),
-            gzip: smaller(compress_gzip(&identity)),
+            brotli: smaller(brotli),
+            gzip: smaller(gzip),
             identity,
         }
     }
@@ -353,6 +403,23 @@ fn compress_brotli(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `compressed` decoded, if it decodes to at most `len` bytes.
+fn decode_brotli(compressed: &[u8], len: usize) -> Option<Vec<u8>> {
+    read_at_most(brotli::Decompressor::new(compressed, 4096), len)
+}
+
+/// `compressed` decoded, if it decodes to at most `len` bytes.
+fn decode_gzip(compressed: &[u8], len: usize) -> Option<Vec<u8>> {
+    read_at_most(flate2::read::GzDecoder::new(compressed), len)
+}
+
+/// All of `reader`, unless it fails or has more than `len` bytes.
+fn read_at_most(reader: impl io::Read, len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(len);
+    io::Read::read_to_end(&mut io::Read::take(reader, len as u64 + 1), &mut out).ok()?;
+    (out.len() <= len).then_some(out)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -397,6 +464,42 @@ pub(crate) fn is_grpc<B>(request: &http::Request<B>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn takes_precompressed_copies_that_match_and_compresses_stale_ones_anew() {
+        let js = b"console.log('hello');".repeat(100);
+        let mut fast_brotli = Vec::new();
+        let params = brotli::enc::BrotliEncoderParams {
+            quality: 1,
+            ..Default::default()
+        };
+        brotli::BrotliCompress(&mut &js[..], &mut fast_brotli, &params).unwrap();
+        assert_ne!(
+            fast_brotli,
+            compress_brotli(&js),
+            "quality 1 differs from 11"
+        );
+        let store = AssetStore::from_files([
+            ("/app.js".to_owned(), js.clone()),
+            ("/app.js.br".to_owned(), fast_brotli.clone()),
+            ("/app.js.gz".to_owned(), compress_gzip(b"an older build")),
+            ("/orphan.br".to_owned(), b"served as it is".to_vec()),
+        ]);
+        // The copies beside a file are its encodings, not files of their own.
+        let mut paths: Vec<&String> = store.assets.keys().collect();
+        paths.sort();
+        assert_eq!(paths, ["/app.js", "/orphan.br"]);
+        let asset = &store.assets["/app.js"];
+        assert_eq!(
+            asset.brotli.as_deref(),
+            Some(&fast_brotli[..]),
+            "taken as given"
+        );
+        let gzip = asset.gzip.as_ref().expect("compressed anew");
+        assert_eq!(decode_gzip(gzip, js.len()).as_deref(), Some(&js[..]));
+        // A copy that decodes to more than its file is refused without decoding it all.
+        assert_eq!(decode_brotli(&fast_brotli, js.len() - 1), None);
+    }
 
     #[test]
     fn recognises_trunk_hashed_names() {

@@ -1,7 +1,7 @@
 //! The page's side of the benchmark: its bytes on the wire, the time to its first greeting in
 //! headless Chromium, and its wasm client beside connect-web's in one page.
 
-use std::{io::Write as _, path::Path};
+use std::path::Path;
 
 use crate::{page, process, setup::Tools, Result};
 
@@ -30,19 +30,10 @@ pub(super) fn page_bytes(dist: &Path) -> Result<PageBytes> {
         }
         let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
         totals.raw += bytes.len();
-        totals.gzip += page::gzip_len(&bytes);
-        totals.brotli += brotli_len(&bytes);
+        totals.gzip += page::gzip_best(&bytes).len();
+        totals.brotli += page::brotli_best(&bytes).len();
     }
     Ok(totals)
-}
-
-pub(super) fn brotli_len(bytes: &[u8]) -> usize {
-    let mut compressed = Vec::new();
-    {
-        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 11, 22);
-        writer.write_all(bytes).expect("writing to memory");
-    }
-    compressed.len()
 }
 
 /// Median navigation-to-greeting time (and its parts) over `PAGE_RUNS` cold page loads.
