@@ -54,6 +54,8 @@ const TEST_PACKAGES: [&str; 11] = [
     "greeter-cluster",
 ];
 const TEST_FEATURES: &str = "greeter-server/grpc-testing";
+/// The libraries, each packaged for a registry.
+const LIBRARIES: [&str; 3] = ["grpc-call", "grpc-websocket", "grpc-serve"];
 /// The workspace's native packages no test builds: the benchmarks, linted on their own.
 const BENCH_PACKAGES: [&str; 2] = ["greeter-bench", "greeter-bench-connect-rust"];
 /// The in-browser benchmark's client: linted as it is built for the browser, beside the wasm
@@ -175,6 +177,15 @@ fn run_steps(run: &mut Run, root: &Path) {
                 "grpc-websocket",
             ])
             .args(["--features", "grpc-websocket/server"]),
+    );
+    // The libraries package for a registry: manifests, licences, versions on path dependencies.
+    run.check(
+        "cargo package (the libraries)",
+        tools
+            .command("cargo")
+            .current_dir(root)
+            .args(["package", "--no-verify", "--allow-dirty", "--offline"])
+            .args(LIBRARIES.iter().flat_map(|package| ["-p", package])),
     );
     // The decoders this project wrote itself, on arbitrary input, for a bounded time. cargo-fuzz
     // needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the stable compiler take them. The
