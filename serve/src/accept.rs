@@ -44,7 +44,7 @@ fn tcp_keepalive() -> socket2::TcpKeepalive {
 
 /// The most response data one HTTP/2 stream queues for its peer; the service's stream waits while
 /// it is full. At 200 streams, 3.2 MiB per connection.
-pub const MAX_SEND_BUF_PER_STREAM: usize = 16 * 1024;
+pub(crate) const MAX_SEND_BUF_PER_STREAM: usize = 16 * 1024;
 
 /// Once an idle connection has been told to close, how long it may take to do so before it is
 /// dropped: a client that stops reading cannot even be sent a GOAWAY.
@@ -52,7 +52,7 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections for at
 /// most the configured drain timeout.
-pub async fn serve_app(
+pub(crate) async fn serve_app(
     listener: TcpListener,
     app: AppService,
     shutdown: impl Future<Output = ()>,

@@ -13,7 +13,7 @@ use http_body::Frame;
 use pin_project_lite::pin_project;
 
 /// What a [`GuardedBody`] carries along.
-pub trait BodyGuard {
+pub(crate) trait BodyGuard {
     /// Sees each frame of the body as it passes; nothing by default.
     fn frame(&mut self, _frame: &Frame<Bytes>) {}
 
@@ -23,7 +23,7 @@ pub trait BodyGuard {
 
 pin_project! {
     /// `inner`, with `guard` held until the body ends or is dropped.
-    pub struct GuardedBody<B, G> {
+    pub(crate) struct GuardedBody<B, G> {
         #[pin]
         inner: B,
         guard: G,
@@ -31,7 +31,7 @@ pin_project! {
 }
 
 impl<B, G> GuardedBody<B, G> {
-    pub fn new(inner: B, guard: G) -> Self {
+    pub(crate) fn new(inner: B, guard: G) -> Self {
         Self { inner, guard }
     }
 }

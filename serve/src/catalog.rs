@@ -11,7 +11,7 @@ use prost_types::FileDescriptorSet;
 
 /// One hosted method: its path and its shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Method {
+pub(crate) struct Method {
     /// `/package.Service/Method`.
     pub path: String,
     /// The client sends a stream of messages (client or bidirectional streaming).
@@ -20,9 +20,10 @@ pub struct Method {
     pub server_streaming: bool,
 }
 
+#[cfg(test)]
 impl Method {
     /// A unary method at `path`.
-    pub fn unary(path: impl Into<String>) -> Self {
+    pub(crate) fn unary(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             client_streaming: false,
@@ -31,28 +32,17 @@ impl Method {
     }
 }
 
-/// Every method path of every service in an encoded `FileDescriptorSet`.
-///
-/// # Panics
-/// If `encoded` is not a valid descriptor set: these are compiled into the binary, so a bad one
-/// is a build defect, not a run-time condition.
-pub fn method_paths(encoded: &[u8]) -> Vec<String> {
-    methods(encoded)
-        .into_iter()
-        .map(|method| method.path)
-        .collect()
-}
-
 /// Every method of every service in an encoded `FileDescriptorSet`, with its shape.
 ///
 /// # Panics
-/// As [`method_paths`]. The server checks every set it is given with [`try_methods`] first.
-pub fn methods(encoded: &[u8]) -> Vec<Method> {
+/// If `encoded` is not a valid descriptor set: for the sets compiled into this crate. The server
+/// checks every set it is given with [`try_methods`] first.
+pub(crate) fn methods(encoded: &[u8]) -> Vec<Method> {
     try_methods(encoded).expect("an embedded descriptor set is valid")
 }
 
 /// [`methods`], or why `encoded` is not a descriptor set.
-pub fn try_methods(encoded: &[u8]) -> Result<Vec<Method>, prost::DecodeError> {
+pub(crate) fn try_methods(encoded: &[u8]) -> Result<Vec<Method>, prost::DecodeError> {
     let set = FileDescriptorSet::decode(encoded)?;
     let mut methods = Vec::new();
     for file in &set.file {

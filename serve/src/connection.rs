@@ -48,7 +48,7 @@ use crate::{
 /// A connection's place in the server; released (permit, gauge, and the drain's wait for it) when
 /// the last holder drops it.
 #[derive(Debug)]
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
     /// The drain waits for this as for a connection's task, so a socket that outlives its task
     /// (a WebSocket call) is waited for too.
@@ -71,7 +71,7 @@ pub struct ConnectionSlot {
 
 /// Why a connection is told to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
+pub(crate) enum Close {
     /// It had no request in flight for its limit.
     Idle = 1,
     /// The server is shutting down.
@@ -80,7 +80,7 @@ pub enum Close {
 
 impl ConnectionSlot {
     /// Takes the slot for a newly accepted connection, counting it as open.
-    pub fn new(
+    pub(crate) fn new(
         permit: OwnedSemaphorePermit,
         drain: TaskTrackerToken,
         metrics: Arc<Metrics>,
@@ -122,14 +122,14 @@ impl ConnectionSlot {
 
     /// Completes when the connection is told to close, with the reason. Polling it costs an
     /// atomic load and a waker check, so the connection's task can poll it on every wake-up.
-    pub fn closing(&self) -> Closing<'_> {
+    pub(crate) fn closing(&self) -> Closing<'_> {
         Closing(self)
     }
 
     /// Tells the connection to close once it is idle past its limits, or when `draining` is
     /// cancelled. Meant for a task of its own beside the connection's, so that the connection's
     /// own task polls no timer.
-    pub async fn watch(
+    pub(crate) async fn watch(
         &self,
         first_request: Duration,
         idle: Duration,
@@ -191,7 +191,7 @@ impl ConnectionSlot {
 }
 
 /// See [`ConnectionSlot::closing`].
-pub struct Closing<'a>(&'a ConnectionSlot);
+pub(crate) struct Closing<'a>(&'a ConnectionSlot);
 
 impl Future for Closing<'_> {
     type Output = Close;
@@ -220,7 +220,7 @@ impl Drop for ConnectionSlot {
 /// A request in flight on a connection, from its arrival to the end of its response body, and
 /// whether its response waits on the peer: it has handed a frame over (or its head) and has not
 /// been polled since.
-pub struct RequestInFlight {
+pub(crate) struct RequestInFlight {
     slot: Arc<ConnectionSlot>,
     waiting_on_peer: bool,
 }
@@ -257,13 +257,13 @@ impl Drop for RequestInFlight {
 /// The service a connection serves: `inner`, with the connection's slot in each request's
 /// extensions and each request counted in flight until its response body ends.
 #[derive(Debug, Clone)]
-pub struct Tracked<S> {
+pub(crate) struct Tracked<S> {
     inner: S,
     slot: Arc<ConnectionSlot>,
 }
 
 impl<S> Tracked<S> {
-    pub fn new(inner: S, slot: Arc<ConnectionSlot>) -> Self {
+    pub(crate) fn new(inner: S, slot: Arc<ConnectionSlot>) -> Self {
         Self { inner, slot }
     }
 }
@@ -295,7 +295,7 @@ where
 
 pin_project! {
     /// The response of [`Tracked`]: the request stays in flight while it is computed.
-    pub struct TrackedResponse<F> {
+    pub(crate) struct TrackedResponse<F> {
         #[pin]
         call: F,
         in_flight: Option<RequestInFlight>,
@@ -319,7 +319,7 @@ where
 }
 
 /// A response body that keeps its request in flight until it ends or is dropped.
-pub type TrackedBody<B> = GuardedBody<B, RequestInFlight>;
+pub(crate) type TrackedBody<B> = GuardedBody<B, RequestInFlight>;
 
 impl BodyGuard for RequestInFlight {
     fn frame(&mut self, _frame: &Frame<Bytes>) {

@@ -46,7 +46,7 @@ const EXPOSED_HEADERS: [&str; 5] = [
 
 /// Which hosts the server answers for, and which origins may call the API cross-origin.
 #[derive(Debug, Clone)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     allowed: Vec<HeaderValue>,
     loopback: bool,
     hosts: AllowedHosts,
@@ -55,7 +55,7 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
-    pub fn from_options(options: &Options) -> Self {
+    pub(crate) fn from_options(options: &Options) -> Self {
         Self {
             allowed: options.allow_origins.clone(),
             loopback: options.dev,
@@ -69,18 +69,18 @@ impl OriginPolicy {
     }
 
     /// The host names answered, for the start-up log.
-    pub fn hosts(&self) -> &AllowedHosts {
+    pub(crate) fn hosts(&self) -> &AllowedHosts {
         &self.hosts
     }
 
     /// Whether a request with this `Origin` header may read the API's responses.
-    pub fn allows(&self, origin: &HeaderValue) -> bool {
+    pub(crate) fn allows(&self, origin: &HeaderValue) -> bool {
         self.allowed.iter().any(|allowed| allowed == origin)
             || (self.loopback && origin.to_str().is_ok_and(is_loopback_origin))
     }
 
     /// The CORS layer that answers allowed preflights and decorates allowed responses.
-    pub fn layer(&self) -> CorsLayer {
+    pub(crate) fn layer(&self) -> CorsLayer {
         let policy = Arc::new(self.clone());
         CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin, _| {
@@ -109,12 +109,12 @@ fn is_loopback_origin(origin: &str) -> bool {
 
 /// Applies an [`OriginPolicy`]: see [`OriginGuard`].
 #[derive(Debug, Clone)]
-pub struct OriginGuardLayer {
+pub(crate) struct OriginGuardLayer {
     policy: Arc<OriginPolicy>,
 }
 
 impl OriginGuardLayer {
-    pub fn new(policy: OriginPolicy) -> Self {
+    pub(crate) fn new(policy: OriginPolicy) -> Self {
         Self {
             policy: Arc::new(policy),
         }
@@ -146,7 +146,7 @@ impl<S> Layer<S> for OriginGuardLayer {
 ///
 /// The service is cloned for every request, so what it holds is shared.
 #[derive(Debug, Clone)]
-pub struct OriginGuard<S> {
+pub(crate) struct OriginGuard<S> {
     inner: S,
     cors: Arc<CorsLayer>,
     policy: Arc<OriginPolicy>,
@@ -262,7 +262,7 @@ fn refusal<B: From<String>>(status: StatusCode, reason: String) -> Response<B> {
 pin_project! {
     /// The response of [`OriginGuard`].
     #[project = GuardedProjection]
-    pub enum GuardedResponse<F, B> {
+    pub(crate) enum GuardedResponse<F, B> {
         Plain { #[pin] call: F },
         Cors { #[pin] call: CorsResponse<F> },
         Refused { response: Option<Response<B>> },

@@ -1,23 +1,14 @@
-//! The call's deadline, from the `grpc-timeout` request header.
-//!
-//! Streams outlive the handler that returns them, so a server-wide timeout on the handler cannot
-//! bound them: each streaming method checks the deadline itself and ends with DEADLINE_EXCEEDED.
+//! The call's deadline: the `grpc-timeout` request header, capped by `--max-call-duration`. The
+//! call gate holds every call to it, streams included (see `gate`).
 
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::{metadata::MetadataMap, Status};
-
-/// When the call must end, if the client set a deadline. A malformed header is ignored, as gRPC
-/// implementations do.
-pub fn deadline(metadata: &MetadataMap) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    parse_timeout(value).map(|timeout| Instant::now() + timeout)
-}
+use tonic::Status;
 
 /// When a call that arrived at `now` must end: the client's deadline, if any, capped by the
 /// server's longest call, if any.
-pub fn capped(
+pub(crate) fn capped(
     client: Option<Instant>,
     max_call_duration: Option<Duration>,
     now: Instant,
@@ -30,7 +21,7 @@ pub fn capped(
 }
 
 /// Parses `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
-pub fn parse_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_timeout(value: &str) -> Option<Duration> {
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -48,22 +39,8 @@ pub fn parse_timeout(value: &str) -> Option<Duration> {
 }
 
 /// The status a call ends with when its deadline passes.
-pub fn exceeded() -> Status {
+pub(crate) fn exceeded() -> Status {
     Status::deadline_exceeded("deadline exceeded before the call completed")
-}
-
-/// Runs `work` until `deadline` (if any); past it, the work is dropped and the result is
-/// DEADLINE_EXCEEDED.
-pub async fn within<T>(
-    deadline: Option<Instant>,
-    work: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, work)
-            .await
-            .unwrap_or_else(|_| Err(exceeded())),
-        None => work.await,
-    }
 }
 
 #[cfg(test)]

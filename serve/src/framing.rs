@@ -11,7 +11,7 @@ const PREFIX_LEN: usize = 5;
 
 /// A message whose prefix declares more bytes than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Oversized {
+pub(crate) struct Oversized {
     /// Where the message's prefix starts in the bytes just read (0 when it began in earlier ones).
     pub at: usize,
     /// The length it declares.
@@ -20,7 +20,7 @@ pub struct Oversized {
 
 /// The reader's place in the stream of messages.
 #[derive(Debug, Default, Clone)]
-pub struct Framing {
+pub(crate) struct Framing {
     prefix: [u8; PREFIX_LEN],
     /// Bytes of the current message's prefix read so far (0 between messages).
     prefix_read: usize,
@@ -35,7 +35,7 @@ pub struct Framing {
 impl Framing {
     /// Reads `data`. Fails at the first message that declares more than `max` bytes; the reader
     /// is then left where it was before that message.
-    pub fn read(&mut self, data: &[u8], max: u64) -> Result<(), Oversized> {
+    pub(crate) fn read(&mut self, data: &[u8], max: u64) -> Result<(), Oversized> {
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];
@@ -90,17 +90,17 @@ impl Framing {
     }
 
     /// Whether a message has begun and not yet been read in full.
-    pub fn in_message(&self) -> bool {
+    pub(crate) fn in_message(&self) -> bool {
         self.prefix_read > 0 || self.remaining > 0
     }
 
     /// Messages whose first byte has been read.
-    pub fn started(&self) -> u64 {
+    pub(crate) fn started(&self) -> u64 {
         self.started
     }
 
     /// Messages read in full.
-    pub fn completed(&self) -> u64 {
+    pub(crate) fn completed(&self) -> u64 {
         self.completed
     }
 }

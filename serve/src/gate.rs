@@ -65,22 +65,22 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// The longest request id kept from a client; a longer one is replaced by one of the server's.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 /// The longest method path written to a log line as it came; a longer one is cut.
-pub const MAX_LOGGED_PATH_LEN: usize = 128;
+pub(crate) const MAX_LOGGED_PATH_LEN: usize = 128;
 /// The longest `grpc-message` sent, in bytes as encoded; a longer one is cut. A service may echo
 /// what a client sent into its status message: that must not turn a small request into a large
 /// response.
-pub const MAX_STATUS_MESSAGE_LEN: usize = 1024;
+pub(crate) const MAX_STATUS_MESSAGE_LEN: usize = 1024;
 
 /// The status open streams end with when the drain begins.
-pub fn shutting_down() -> Status {
+pub(crate) fn shutting_down() -> Status {
     Status::unavailable("the server is shutting down; retry the call")
 }
 
 /// The bounds every call is held to, from the options.
 #[derive(Debug, Clone, Copy)]
-pub struct CallBounds {
+pub(crate) struct CallBounds {
     /// The largest message either way, in bytes.
     pub max_message_size: u64,
     /// How long a request message may take to arrive (see [`crate::request_body`]).
@@ -92,7 +92,7 @@ pub struct CallBounds {
 /// What the gate needs: the metrics to record into, the limit to admit under, the bounds to hold
 /// calls to and the drain to end streams at. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct CallGate {
+pub(crate) struct CallGate {
     pub metrics: Arc<Metrics>,
     pub limit: CallLimit,
     pub bounds: CallBounds,
@@ -126,7 +126,7 @@ impl<S> Layer<S> for CallGate {
 /// a clone costs one reference count, not one for each of the gate's parts (the drain's token
 /// among them, whose count is behind a lock).
 #[derive(Debug, Clone)]
-pub struct Gated<S> {
+pub(crate) struct Gated<S> {
     inner: S,
     gate: Arc<CallGate>,
 }
@@ -315,7 +315,7 @@ impl Watch {
 
 pin_project! {
     /// The response of a gated call: the service's own, the refusal, or the status that cut it.
-    pub struct GatedCall<F> {
+    pub(crate) struct GatedCall<F> {
         #[pin]
         state: State<F>,
         call: Option<CallInProgress>,
@@ -392,7 +392,7 @@ where
 /// dropped, reads the status from the trailers as they pass, and ends the call early, with its
 /// status in trailers of its own, when the call's deadline passes, the drain begins under a
 /// stream, or a message would exceed the size limit.
-pub struct CallBody<B> {
+pub(crate) struct CallBody<B> {
     /// The service's body; dropped when the call is cut.
     inner: Option<B>,
     record: CallRecord,
@@ -487,7 +487,7 @@ where
 }
 
 /// One call's record, written when its response ends (or is dropped).
-pub struct CallRecord {
+pub(crate) struct CallRecord {
     stats: Arc<MethodStats>,
     metrics: Arc<Metrics>,
     span: tracing::Span,

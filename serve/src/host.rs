@@ -16,7 +16,7 @@ use http::{header, Request};
 
 /// The host names a server answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AllowedHosts {
+pub(crate) enum AllowedHosts {
     /// Every host name.
     Any,
     /// Loopback names, if `loopback`, and these names (lower-case, without a port).
@@ -25,7 +25,7 @@ pub enum AllowedHosts {
 
 impl AllowedHosts {
     /// The policy for a server bound to `addr` with `--allowed-host` names `names`.
-    pub fn for_address(addr: SocketAddr, names: &[String]) -> Self {
+    pub(crate) fn for_address(addr: SocketAddr, names: &[String]) -> Self {
         let loopback = addr.ip().is_loopback();
         if !loopback && names.is_empty() {
             return Self::Any;
@@ -37,7 +37,7 @@ impl AllowedHosts {
     }
 
     /// Whether a request to `authority` (`host` or `host:port`) is answered.
-    pub fn allows(&self, authority: &str) -> bool {
+    pub(crate) fn allows(&self, authority: &str) -> bool {
         let Self::Only { loopback, names } = self else {
             return true;
         };
@@ -48,7 +48,7 @@ impl AllowedHosts {
 
     /// Whether a request is answered: its host is allowed, or every host is. A request that names
     /// no host at all is answered only when every host is.
-    pub fn allows_request<B>(&self, request: &Request<B>) -> bool {
+    pub(crate) fn allows_request<B>(&self, request: &Request<B>) -> bool {
         if *self == Self::Any {
             return true;
         }
@@ -56,7 +56,7 @@ impl AllowedHosts {
     }
 
     /// The policy in words, for the start-up log.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Any => "any host name (bound to a non-loopback address with no --allowed-host; \
                           a load balancer in front should check the Host)"
@@ -74,7 +74,7 @@ impl AllowedHosts {
 }
 
 /// The request's authority: `:authority` or the absolute URI's, else the `Host` header.
-pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
+pub(crate) fn request_authority<B>(request: &Request<B>) -> Option<&str> {
     match request.uri().authority() {
         Some(authority) => Some(authority.as_str()),
         None => request.headers().get(header::HOST)?.to_str().ok(),
@@ -84,7 +84,7 @@ pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
 /// Whether the request names two different authorities: an HTTP/2 `:authority` or an HTTP/1.1
 /// absolute-form URI, and a `Host` header that says otherwise. A proxy in front may route by one
 /// while this server checks the other, so such a request is refused.
-pub fn authority_conflict<B>(request: &Request<B>) -> bool {
+pub(crate) fn authority_conflict<B>(request: &Request<B>) -> bool {
     match (
         request.uri().authority(),
         request.headers().get(header::HOST),
@@ -97,10 +97,10 @@ pub fn authority_conflict<B>(request: &Request<B>) -> bool {
 }
 
 /// The longest client-sent host name repeated in a reason or a log line.
-pub const MAX_PRINTED_HOST: usize = 100;
+pub(crate) const MAX_PRINTED_HOST: usize = 100;
 
 /// `host` from `host:port`, `[v6]` from `[v6]:port`.
-pub fn strip_port(authority: &str) -> &str {
+pub(crate) fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {
         Some((host, port))
             if port.bytes().all(|b| b.is_ascii_digit())
@@ -127,7 +127,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// Accepts a host name for `--allowed-host`: a DNS name or an IP literal, with no scheme, port or
 /// path.
-pub fn parse_host_name(value: &str) -> Result<String, String> {
+pub(crate) fn parse_host_name(value: &str) -> Result<String, String> {
     let valid = !value.is_empty()
         && value.len() <= 253
         && (value

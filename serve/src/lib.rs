@@ -42,30 +42,33 @@
 //! }
 //! ```
 
-pub mod accept;
-pub mod body;
-pub mod catalog;
-pub mod connection;
-pub mod cors;
-pub mod deadline;
-pub mod framing;
-pub mod gate;
-pub mod host;
+#![warn(missing_docs, unreachable_pub)]
+
+mod accept;
+mod body;
+mod catalog;
+mod connection;
+mod cors;
+mod deadline;
+mod framing;
+mod gate;
+mod host;
 mod hosted;
-pub mod limits;
-pub mod log_summary;
+mod limits;
+mod log_summary;
 pub mod logging;
-pub mod metrics;
+mod metrics;
 pub mod options;
-pub mod readiness;
-pub mod request_body;
-pub mod stack;
-pub mod system;
-pub mod tls;
-pub mod web_assets;
+mod readiness;
+mod request_body;
+mod stack;
+mod system;
+mod tls;
+mod web_assets;
 
 pub use hosted::{BoxedService, LayerScope};
-pub use options::Options;
+pub use options::{LogFormat, Options};
+pub use tls::TlsError;
 pub use web_assets::AssetStore;
 
 use std::{convert::Infallible, future::Future, io, path::Path, sync::Arc};
@@ -79,19 +82,26 @@ use crate::hosted::{Hosted, ServiceLayer};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The address could not be bound (in use, or not this machine's).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// The operating system's reason.
         source: io::Error,
     },
+    /// Serving failed after start-up.
     #[error("server failed: {0}")]
     Io(#[from] io::Error),
+    /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     /// A service given to [`Server::add_service`] that the stack cannot host.
     #[error("cannot host {service}: {reason}")]
     Service {
+        /// The service's name (`package.Service`).
         service: &'static str,
+        /// Why it cannot be hosted.
         reason: String,
     },
 }

@@ -14,7 +14,7 @@ use crate::log_summary::LogSummary;
 
 /// The shared bound on calls in progress.
 #[derive(Debug, Clone)]
-pub struct CallLimit {
+pub(crate) struct CallLimit {
     permits: Arc<Semaphore>,
     max: u32,
     /// Refusals are logged as a summary: a flood of them must not flood the log.
@@ -22,7 +22,7 @@ pub struct CallLimit {
 }
 
 impl CallLimit {
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
@@ -31,7 +31,7 @@ impl CallLimit {
     }
 
     /// A permit for one call if one is free; RESOURCE_EXHAUSTED, saying so, if not.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
             if let Some(refused) = self.refusals.event() {
                 tracing::warn!(

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// Counts events of one kind and says when to write the next line about them.
 #[derive(Debug)]
-pub struct LogSummary {
+pub(crate) struct LogSummary {
     interval: Duration,
     started: Instant,
     /// Events since the last line.
@@ -23,7 +23,7 @@ pub struct LogSummary {
 
 impl LogSummary {
     /// At most one line per `interval`; the first event gets a line at once.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
             started: Instant::now(),
@@ -34,7 +34,7 @@ impl LogSummary {
 
     /// Counts one event; returns how many events the line written now should report, if it is
     /// time for one.
-    pub fn event(&self) -> Option<u64> {
+    pub(crate) fn event(&self) -> Option<u64> {
         self.pending.fetch_add(1, Ordering::Relaxed);
         let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let next = self.next_line_ms.load(Ordering::Relaxed);
@@ -68,7 +68,7 @@ mod tests {
 
 /// `text`, from a client, fit to repeat: visible ASCII only (anything else becomes `?`), at most
 /// `max` bytes of it, then `… (N bytes)` if it was longer. Borrowed when it is already fit.
-pub fn printable(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn printable(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max && text.bytes().all(|byte| byte.is_ascii_graphic()) {
         return text.into();
     }

@@ -32,7 +32,7 @@ const BUCKETS: [f64; 12] = [
 /// call takes no lock. It also carries the method's shape, for the gate's bounds, so a call looks
 /// its method up once.
 #[derive(Debug, Default)]
-pub struct MethodStats {
+pub(crate) struct MethodStats {
     /// The client sends a stream of messages; unknown methods count as not.
     pub client_streaming: bool,
     /// The server sends a stream of messages; unknown methods count as not.
@@ -45,7 +45,7 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
-    pub fn record(&self, code: Code, elapsed: Duration) {
+    pub(crate) fn record(&self, code: Code, elapsed: Duration) {
         self.codes[code as usize].fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
         let bucket = BUCKETS
@@ -62,11 +62,11 @@ impl MethodStats {
 
 /// The label of every call to a path that no hosted service has: one label for all of them, so
 /// no client can add labels or take a real method's.
-pub const UNKNOWN_METHOD: &str = "unknown";
+pub(crate) const UNKNOWN_METHOD: &str = "unknown";
 
 /// The server's metrics; cheap to share.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// One entry per hosted method, fixed at start-up: a lookup takes no lock. Every call looks
     /// its path up here, so with foldhash, cheaper than SipHash; SipHash's resistance to
     /// flooding buys nothing here: the table never grows after start-up, a client's path can only
@@ -80,7 +80,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics for the hosted methods, by their paths (`/package.Service/Method`).
-    pub fn new(methods: impl IntoIterator<Item = Method>) -> Self {
+    pub(crate) fn new(methods: impl IntoIterator<Item = Method>) -> Self {
         Self {
             methods: methods
                 .into_iter()
@@ -100,29 +100,29 @@ impl Metrics {
         }
     }
 
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn call_started(&self) {
+    pub(crate) fn call_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn call_ended(&self) {
+    pub(crate) fn call_ended(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A fresh id for a call whose client sent none.
-    pub fn next_request_id(&self) -> u64 {
+    pub(crate) fn next_request_id(&self) -> u64 {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The counters of the method at `path`, or of [`UNKNOWN_METHOD`] if no hosted service has it.
-    pub fn method(&self, path: &str) -> Arc<MethodStats> {
+    pub(crate) fn method(&self, path: &str) -> Arc<MethodStats> {
         Arc::clone(self.methods.get(path).unwrap_or(&self.unknown))
     }
 
@@ -139,7 +139,7 @@ impl Metrics {
     }
 
     /// Calls completed so far: (method, code, count).
-    pub fn handled(&self) -> Vec<(&str, &'static str, u64)> {
+    pub(crate) fn handled(&self) -> Vec<(&str, &'static str, u64)> {
         let mut handled = Vec::new();
         for (method, stats) in self.sorted() {
             for (number, count) in stats.codes.iter().enumerate() {
@@ -153,7 +153,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP grpc_server_handled_total Calls completed, by method and gRPC code.\n",

@@ -181,9 +181,12 @@ where
     T::from_arg_matches(&matches)
 }
 
+/// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One readable line per event, for people.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 

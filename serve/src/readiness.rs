@@ -28,21 +28,21 @@ use tower::{Layer, Service};
 
 /// Whether this replica takes traffic: yes until [`Readiness::stop`]. Clones share the state.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     stopping: Arc<AtomicBool>,
 }
 
 impl Readiness {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         !self.stopping.load(Ordering::Relaxed)
     }
 
     /// From now on: `/readyz` answers 503 and HTTP/1.1 responses close their connection.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 }
@@ -50,12 +50,12 @@ impl Readiness {
 /// Answers `/readyz` and `/livez` in front of a service and, once stopping, makes the service's
 /// HTTP/1.1 responses say `Connection: close`.
 #[derive(Debug, Clone)]
-pub struct ReadinessLayer {
+pub(crate) struct ReadinessLayer {
     readiness: Readiness,
 }
 
 impl ReadinessLayer {
-    pub fn new(readiness: Readiness) -> Self {
+    pub(crate) fn new(readiness: Readiness) -> Self {
         Self { readiness }
     }
 }
@@ -73,7 +73,7 @@ impl<S> Layer<S> for ReadinessLayer {
 
 /// The service of [`ReadinessLayer`].
 #[derive(Debug, Clone)]
-pub struct ReadinessService<S> {
+pub(crate) struct ReadinessService<S> {
     inner: S,
     readiness: Readiness,
 }
@@ -129,7 +129,7 @@ where
 pin_project! {
     /// The response of [`ReadinessService`]: a probe's, or the inner service's.
     #[project = ReadinessProjection]
-    pub enum ReadinessFuture<F> {
+    pub(crate) enum ReadinessFuture<F> {
         Probe { response: Option<Response<Body>> },
         Inner {
             #[pin]

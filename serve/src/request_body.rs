@@ -26,7 +26,7 @@ use crate::framing::Framing;
 
 /// The bounds on one call's request.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestBounds {
+pub(crate) struct RequestBounds {
     /// The largest message, in bytes.
     pub max_message_size: u64,
     /// How long a message may take to arrive from its first byte (or, for a call that takes one
@@ -35,7 +35,7 @@ pub struct RequestBounds {
 }
 
 /// `inner` under [`RequestBounds`].
-pub struct BoundedRequest<B> {
+pub(crate) struct BoundedRequest<B> {
     inner: B,
     bounds: RequestBounds,
     framing: Framing,
@@ -51,7 +51,12 @@ pub struct BoundedRequest<B> {
 }
 
 impl<B> BoundedRequest<B> {
-    pub fn new(inner: B, bounds: RequestBounds, single_message: bool, started: Instant) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        bounds: RequestBounds,
+        single_message: bool,
+        started: Instant,
+    ) -> Self {
         Self {
             inner,
             bounds,

@@ -50,7 +50,7 @@ pub(crate) struct Parts<'a> {
 
 /// The application, the handle that reports its health, and its metrics (which the accept loop
 /// adds connections to).
-pub struct App {
+pub(crate) struct App {
     pub service: AppService,
     pub health: HealthReporter,
     pub metrics: Arc<Metrics>,
@@ -59,7 +59,7 @@ pub struct App {
 /// The whole application as one HTTP service: readiness (its probes, and `Connection: close` once
 /// stopping), then the origin policy, then the WebSocket transport, in front of the router. Each
 /// wraps the router whole rather than each of its routes, so a call pays for each of them once.
-pub type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
+pub(crate) type AppService = ReadinessService<OriginGuard<GrpcWebSocket<Router>>>;
 
 /// The whole application: native gRPC, gRPC-Web, gRPC over WebSockets and the page.
 ///

@@ -17,11 +17,11 @@ use std::time::Duration;
 const SPARE_DESCRIPTORS: u64 = 64;
 
 /// How often free memory is handed back to the system.
-pub const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Raises the soft limit on open files to the hard limit; warns if `max_connections` still cannot
 /// fit under it. Returns the limit in force.
-pub fn raise_open_files_limit(max_connections: u32) -> Option<u64> {
+pub(crate) fn raise_open_files_limit(max_connections: u32) -> Option<u64> {
     #[cfg(unix)]
     {
         let mut limit = libc::rlimit {
@@ -64,7 +64,7 @@ pub fn raise_open_files_limit(max_connections: u32) -> Option<u64> {
 
 /// Hands memory the allocator holds free back to the system, every [`TRIM_INTERVAL`], for as
 /// long as the returned task runs. Does nothing where the allocator is not glibc's.
-pub fn spawn_memory_trim() -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_memory_trim() -> tokio::task::JoinHandle<()> {
     tokio::spawn(async {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {

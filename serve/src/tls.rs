@@ -11,16 +11,29 @@ use tokio_rustls::{
 /// Why TLS could not be set up, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The certificate chain could not be read or parsed.
     #[error("--tls-cert {path}: {reason}")]
-    Certificate { path: String, reason: String },
+    Certificate {
+        /// The file given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The private key could not be read or parsed.
     #[error("--tls-key {path}: {reason}")]
-    Key { path: String, reason: String },
+    Key {
+        /// The file given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the pair (a key that does not match the certificate, say).
     #[error("--tls-cert and --tls-key do not form a usable pair: {0}")]
     Config(#[from] rustls::Error),
 }
 
 /// An acceptor for the certificate chain in `cert` and the private key in `key` (both PEM).
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let cert_error = |reason: String| TlsError::Certificate {
         path: cert.display().to_string(),
         reason,

@@ -132,10 +132,12 @@ impl AssetStore {
         }
     }
 
+    /// Whether there is no page at all.
     pub fn is_empty(&self) -> bool {
         self.assets.is_empty()
     }
 
+    /// How many files the page has.
     pub fn len(&self) -> usize {
         self.assets.len()
     }
@@ -426,7 +428,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The fallback for every path no gRPC service claimed: the page, or `unimplemented` for a gRPC
 /// request (native or gRPC-Web) to an unknown service or method.
-pub fn fallback<U, B>(
+pub(crate) fn fallback<U, B>(
     assets: Arc<AssetStore>,
     unimplemented: U,
 ) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send

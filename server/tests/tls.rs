@@ -146,12 +146,13 @@ async fn grpc_web_over_tls_http1() {
 
 #[tokio::test]
 async fn a_missing_certificate_names_its_flag() {
-    let error = grpc_serve::tls::acceptor(
-        std::path::Path::new("/nonexistent/cert.pem"),
-        std::path::Path::new("/nonexistent/key.pem"),
-    )
-    .err()
-    .unwrap();
+    let options = grpc_serve::Options {
+        tls_cert: Some("/nonexistent/cert.pem".into()),
+        tls_key: Some("/nonexistent/key.pem".into()),
+        ..grpc_serve::Options::new("127.0.0.1:0".parse().unwrap())
+    };
+    // Reported before the server listens.
+    let error = grpc_serve::Server::new(options).bind().await.unwrap_err();
     assert!(
         error
             .to_string()
