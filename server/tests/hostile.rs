@@ -287,6 +287,46 @@ async fn a_burst_of_ten_thousand_dropped_connections_is_all_released() {
     server.assert_serving().await;
 }
 
+/// Under an open-files limit below what `--max-connections` needs, the server says so at
+/// start-up; accepts that then fail for want of descriptors are summarised, one warning with a
+/// count rather than a line each (the loop retries every 50 ms); and once the held connections
+/// close, the server serves again.
+#[tokio::test]
+async fn accepts_failing_for_want_of_descriptors_are_summarised() {
+    let server = ServerProcess::start_with_open_files(&[], 64).await;
+    assert!(
+        server
+            .log()
+            .contains("the open-files limit is below what --max-connections needs"),
+        "{}",
+        server.log()
+    );
+    // More connections than descriptors: the accepted ones are held open (sending nothing,
+    // within the first-request limit), the rest wait in the backlog while accepts fail.
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    let summary = "accepts failed since the last report";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.log().contains(summary) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary of failed accepts within 5 s: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A second's worth of retries (about 20 failures) still makes one line.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains(summary)).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("Too many open files"), "{}", lines[0]);
+    drop(held);
+    server.assert_serving().await;
+}
+
 /// Opens `count` connections to `addr` at once, then drops them all without a byte sent.
 async fn open_and_drop(addr: std::net::SocketAddr, count: usize) {
     let batch = (0..count).map(|_| tokio::net::TcpStream::connect(addr));

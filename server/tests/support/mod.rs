@@ -197,6 +197,29 @@ impl ServerProcess {
         .await
     }
 
+    /// Starts the binary with `args` under an open-files limit of `files`, soft and hard alike,
+    /// so that it cannot raise it.
+    pub async fn start_with_open_files(args: &[&str], files: u64) -> Self {
+        Self::start_with("127.0.0.1", args, |command| {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: files,
+                rlim_max: files,
+            };
+            // SAFETY: setrlimit, async-signal-safe, reads a struct copied into the closure.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        })
+        .await
+    }
+
     async fn start_with(
         ip: &str,
         args: &[&str],
