@@ -60,9 +60,11 @@ fn the_readme_flags_table_is_the_binarys() {
             line == flag || line.starts_with(&format!("{flag} <"))
         })?;
         let lines: Vec<&str> = help.lines().skip(start + 1).collect();
+        // The next flag ends the entry; a possible value's line (`- text: ...`) does not.
         let end = lines
             .iter()
-            .position(|line| line.trim_start().starts_with('-'))
+            .map(|line| line.trim_start())
+            .position(|line| line.starts_with('-') && !line.starts_with("- "))
             .unwrap_or(lines.len());
         Some(lines[..end].join(" "))
     };
