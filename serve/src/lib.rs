@@ -222,18 +222,18 @@ impl Server {
         bind(self.options.addr).await
     }
 
-    /// Whether everything given to the builder can be served.
-    fn check(&self) -> Result<(), ServeError> {
+    /// Whether everything given to the builder can be served; the TLS acceptor, if TLS is on.
+    fn check(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, ServeError> {
         if let Some((service, reason)) = &self.problem {
             return Err(ServeError::Service {
                 service,
                 reason: reason.clone(),
             });
         }
-        if let (Some(cert), Some(key)) = (&self.options.tls_cert, &self.options.tls_key) {
-            tls::acceptor(cert, key)?;
-        }
-        Ok(())
+        Ok(match (&self.options.tls_cert, &self.options.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops without losing a call:
@@ -246,7 +246,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        self.check()?;
+        let tls = self.check()?;
         let Server {
             options,
             hosted,
@@ -256,10 +256,6 @@ impl Server {
             page,
             draining,
         } = self;
-        let tls = match (&options.tls_cert, &options.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
-        };
         let names: Vec<&'static str> = hosted.iter().map(|service| service.name).collect();
         let page = match page {
             Some(page) => page,
