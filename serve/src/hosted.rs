@@ -71,15 +71,7 @@ impl Hosted {
         Self {
             name: S::NAME,
             descriptor_set,
-            add: Box::new(move |router, gate, layer| match layer {
-                // Without a layer, the service keeps its type: no box per call.
-                None => route(router, S::NAME, gate.layer(service)),
-                Some(layer) => route(
-                    router,
-                    S::NAME,
-                    gate.layer(layer(BoxCloneSyncService::new(service))),
-                ),
-            }),
+            add: Box::new(move |router, gate, layer| add_gated(router, gate, layer, service)),
         }
     }
 
@@ -122,9 +114,37 @@ impl Hosted {
     }
 }
 
+/// Adds the gRPC service `service` to `router` under `/S::NAME/`, behind the call gate and the
+/// gRPC-Web translation, and under `layer` if there is one. Without a layer the service keeps its
+/// type: no box per call.
+pub(crate) fn add_gated<S>(
+    router: axum::Router,
+    gate: &CallGate,
+    layer: Option<&ServiceLayer>,
+    service: S,
+) -> axum::Router
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match layer {
+        None => route(router, S::NAME, gate.layer(service)),
+        Some(layer) => route(
+            router,
+            S::NAME,
+            gate.layer(layer(BoxCloneSyncService::new(service))),
+        ),
+    }
+}
+
 /// Adds the gated gRPC service `service` to `router` under `/name/`, as tonic's own router does,
 /// behind the gRPC-Web translation.
-pub(crate) fn route<S, B>(router: axum::Router, name: &str, service: S) -> axum::Router
+fn route<S, B>(router: axum::Router, name: &str, service: S) -> axum::Router
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -164,6 +184,10 @@ where
 /// layers answer with bodies of their own.
 #[derive(Clone)]
 struct IntoTonicBody<S>(S);
+
+impl<S: NamedService> NamedService for IntoTonicBody<S> {
+    const NAME: &'static str = S::NAME;
+}
 
 type IntoBody<B> = fn(Response<B>) -> Response<Body>;
 

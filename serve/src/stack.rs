@@ -8,10 +8,10 @@ use axum::Router;
 use grpc_websocket::server::{GrpcWebSocket, GrpcWebSocketLayer, Limits as WebSocketLimits};
 use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
-use tonic::{body::Body, server::NamedService};
+use tonic::body::Body;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
-use tower::{util::BoxCloneSyncService, Layer, Service, ServiceExt};
+use tower::{util::BoxCloneSyncService, Layer, ServiceExt};
 
 use crate::{
     catalog,
@@ -140,16 +140,16 @@ pub(crate) fn app(parts: Parts<'_>) -> Result<App, ServeError> {
         .map_err(reflection_error)?
         .max_decoding_message_size(MAX_REFLECTION_REQUEST);
 
-    let (user_layer, scope) = match &layer {
-        Some((layer, scope)) => (Some(layer), *scope),
-        None => (None, LayerScope::Services),
-    };
+    let user_layer = layer.as_ref().map(|(layer, _)| layer);
     // The layer over the stack's own services, if the user asked for it.
-    let operational_layer = user_layer.filter(|_| scope == LayerScope::Everything);
+    let operational_layer = layer
+        .as_ref()
+        .filter(|(_, scope)| *scope == LayerScope::Everything)
+        .map(|(layer, _)| layer);
     let mut router = Router::new();
-    router = add_operational(router, &gate, operational_layer, health_service);
-    router = add_operational(router, &gate, operational_layer, reflection_v1);
-    router = add_operational(router, &gate, operational_layer, reflection_v1alpha);
+    router = hosted::add_gated(router, &gate, operational_layer, health_service);
+    router = hosted::add_gated(router, &gate, operational_layer, reflection_v1);
+    router = hosted::add_gated(router, &gate, operational_layer, reflection_v1alpha);
     for service in hosted {
         router = service.add_to(router, &gate, user_layer);
     }
@@ -167,9 +167,10 @@ pub(crate) fn app(parts: Parts<'_>) -> Result<App, ServeError> {
             }
         })
     };
+    let metrics_page = BoxCloneSyncService::new(metrics_page);
     let metrics_page = match operational_layer {
-        Some(layer) => BoxCloneSyncService::new(layer(BoxCloneSyncService::new(metrics_page))),
-        None => BoxCloneSyncService::new(metrics_page),
+        Some(layer) => layer(metrics_page),
+        None => metrics_page,
     };
     // Unknown services and methods are answered through the gate too: counted under `unknown`,
     // logged, and bounded like any call.
@@ -210,30 +211,4 @@ pub(crate) fn app(parts: Parts<'_>) -> Result<App, ServeError> {
         health,
         metrics,
     })
-}
-
-/// Adds one of the stack's own gRPC services, under the user's layer if it covers them.
-fn add_operational<S>(
-    router: Router,
-    gate: &CallGate,
-    layer: Option<&ServiceLayer>,
-    service: S,
-) -> Router
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    match layer {
-        Some(layer) => hosted::route(
-            router,
-            S::NAME,
-            gate.layer(layer(BoxCloneSyncService::new(service))),
-        ),
-        None => hosted::route(router, S::NAME, gate.layer(service)),
-    }
 }

@@ -80,23 +80,23 @@ impl AssetStore {
     pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
         let mut files: HashMap<String, Vec<u8>> = files.into_iter().collect();
         let mut precompressed: HashMap<String, Precompressed> = HashMap::new();
-        let siblings: Vec<String> = files
+        // (the copy's path, its file's path, whether it is brotli)
+        let siblings: Vec<(String, String, bool)> = files
             .keys()
-            .filter(|path| {
-                [".br", ".gz"].iter().any(|suffix| {
-                    path.strip_suffix(suffix)
-                        .is_some_and(|base| files.contains_key(base))
-                })
+            .filter_map(|path| {
+                let (base, brotli) = match (path.strip_suffix(".br"), path.strip_suffix(".gz")) {
+                    (Some(base), _) => (base, true),
+                    (_, Some(base)) => (base, false),
+                    _ => return None,
+                };
+                files
+                    .contains_key(base)
+                    .then(|| (path.clone(), base.to_owned(), brotli))
             })
-            .cloned()
             .collect();
-        for path in siblings {
+        for (path, base, brotli) in siblings {
             let bytes = files.remove(&path).expect("listed above");
-            let (base, brotli) = match path.strip_suffix(".br") {
-                Some(base) => (base, true),
-                None => (&path[..path.len() - 3], false),
-            };
-            let entry = precompressed.entry(base.to_owned()).or_default();
+            let entry = precompressed.entry(base).or_default();
             if brotli {
                 entry.brotli = Some(bytes);
             } else {
